@@ -1,0 +1,1199 @@
+//! Building an export: records in (any order), validated, de-duplicated and sorted SDS files out.
+//!
+//! The builder owns every rule that turns source-contract records into SDS rows: value
+//! normalisation, school selection, reference checks (section → school, user → school,
+//! enrollment → section and user), de-duplication, the username rule, passwords, the v1 licence
+//! file and the v2/v2.1 merged user ID space. Rows that break a rule are dropped and counted per
+//! file and reason, never silently.
+//!
+//! # Determinism
+//! Output is a pure function of (records, options): every table is sorted before it is
+//! de-duplicated, so whichever order the SIS returns rows in (and however often it repeats
+//! them), the same row survives and the files are byte-identical.
+//!
+//! # Memory
+//! Built to hold a million students and several million enrollments in well under 256 MB:
+//! - school, section, student and teacher records are packed rows (fields joined by NUL, which
+//!   sorts below every other byte, so string order is field order) stored back to back in one
+//!   arena per table (module `table`): a row costs its bytes plus eight;
+//! - an enrollment or roster row is a pair of `u32`: at push time the section and user IDs are
+//!   interned (module `intern`), at `finish` the symbols are resolved in place into indexes
+//!   of the sorted section and user tables, so sorting the pairs sorts the file;
+//! - nothing is rendered ahead of time: `write_file` streams each file from these tables.
+
+use crate::contract::Entity;
+use crate::csvout::CsvOut;
+use crate::format::{self, FileSpec};
+use crate::options::{ExportOptions, Format, UsernameRule};
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::fmt;
+use std::io::{self, Write};
+
+mod intern;
+mod table;
+use intern::Interner;
+use table::{Table, field, fields};
+
+/// Microsoft's per-file row limit for SDS CSV uploads; a file above it gets a warning.
+pub const SDS_ROW_LIMIT: u64 = 2_000_000;
+
+/// Why a row was left out of a file. Every drop is counted and reported, never silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    /// A required value (contract column) was NULL or blank after trimming.
+    MissingValue,
+    /// The same key appeared more than once; the first row in sorted order was kept.
+    Duplicate,
+    /// The row's school is not among `[export] schools`.
+    SchoolNotSelected,
+    /// The school the row refers to is not exported (not returned by the schools query).
+    UnknownSchool,
+    /// The section an enrollment/roster row refers to is not exported.
+    UnknownSection,
+    /// The student / teacher an enrollment/roster row refers to is not exported.
+    UnknownUser,
+    /// Licence row for a student without an email address (no User Principal Name).
+    NoEmail,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 7] = [
+        DropReason::MissingValue,
+        DropReason::Duplicate,
+        DropReason::SchoolNotSelected,
+        DropReason::UnknownSchool,
+        DropReason::UnknownSection,
+        DropReason::UnknownUser,
+        DropReason::NoEmail,
+    ];
+
+    /// A stable snake_case name for logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::MissingValue => "missing_value",
+            DropReason::Duplicate => "duplicate",
+            DropReason::SchoolNotSelected => "school_not_selected",
+            DropReason::UnknownSchool => "unknown_school",
+            DropReason::UnknownSection => "unknown_section",
+            DropReason::UnknownUser => "unknown_user",
+            DropReason::NoEmail => "no_email",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// v2/v2.1 put students and teachers in one `users.csv`; one `sourcedId` (prefixes
+    /// applied) naming a student and a teacher would merge two people.
+    #[error(
+        "ID {id:?} is used by a student and a teacher; v2/v2.1 put both in one users.csv, so set [export] student_id_prefix or teacher_id_prefix to tell them apart"
+    )]
+    SharedUserId { id: String },
+    /// More rows (or distinct IDs) of one entity than the builder's `u32` indexes can address.
+    #[error("too many {entity} rows to build one export (over 4 billion rows or 4 GB of text)")]
+    TooManyRows { entity: Entity },
+}
+
+// Packed row layouts (module `table`):
+//   school:  id, name
+//   section: id, school, title, fallback flag ("1" when the title is the course code)
+//   student: id, school, first, last, email, password, grade
+//   teacher: id, school, first, last, email, password
+// Sections are stored already in their SDS shape; students and teachers share the user layout.
+const ID: usize = 0;
+const SCHOOL: usize = 1;
+const FALLBACK: usize = 3;
+const EMAIL: usize = 4;
+const GRADE: usize = 6;
+
+/// Marks an interned symbol that resolved to nothing exported.
+const UNRESOLVED: u32 = u32::MAX;
+
+/// Which output a source record feeds; drops are counted per slot and only turned into file
+/// names at `finish`, because v2 folds students and teachers into one `users.csv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    School,
+    Section,
+    Student,
+    Teacher,
+    Enrollment,
+    Roster,
+    License,
+}
+
+impl Slot {
+    const ALL: [Slot; 7] = [
+        Slot::School,
+        Slot::Section,
+        Slot::Student,
+        Slot::Teacher,
+        Slot::Enrollment,
+        Slot::Roster,
+        Slot::License,
+    ];
+
+    fn of(entity: Entity) -> Slot {
+        match entity {
+            Entity::Schools => Slot::School,
+            Entity::Sections => Slot::Section,
+            Entity::Students => Slot::Student,
+            Entity::Teachers => Slot::Teacher,
+            Entity::StudentEnrollments => Slot::Enrollment,
+            Entity::TeacherRosters => Slot::Roster,
+        }
+    }
+
+    fn file(self, format: Format) -> Option<&'static str> {
+        let spec = match (format, self) {
+            (Format::V1, Slot::School) => format::V1_SCHOOL,
+            (Format::V1, Slot::Section) => format::V1_SECTION,
+            (Format::V1, Slot::Student) => format::V1_STUDENT,
+            (Format::V1, Slot::Teacher) => format::V1_TEACHER,
+            (Format::V1, Slot::Enrollment) => format::V1_STUDENT_ENROLLMENT,
+            (Format::V1, Slot::Roster) => format::V1_TEACHER_ROSTER,
+            (Format::V1, Slot::License) => format::V1_LICENSE,
+            (_, Slot::School) => format::V2_ORGS,
+            (_, Slot::Section) => format::V2_CLASSES,
+            (Format::V2, Slot::Student | Slot::Teacher) => format::V2_USERS,
+            (_, Slot::Student | Slot::Teacher) => format::V21_USERS,
+            (_, Slot::Enrollment | Slot::Roster) => format::V2_ENROLLMENTS,
+            (_, Slot::License) => return None,
+        };
+        Some(spec.name)
+    }
+}
+
+/// Drop counts by slot and reason.
+#[derive(Default)]
+struct Tally([[u64; DropReason::ALL.len()]; Slot::ALL.len()]);
+
+impl Tally {
+    fn add(&mut self, slot: Slot, reason: DropReason, n: u64) {
+        self.0[slot as usize][reason as usize] += n;
+    }
+}
+
+/// Collects records; `finish` turns them into a [`Built`] export.
+///
+/// ```
+/// use sds_core::{Builder, Entity, ExportOptions};
+/// let mut b = Builder::new(ExportOptions::default());
+/// b.push(Entity::Schools, vec![Some("001".into()), Some("North High".into())]);
+/// let built = b.finish().unwrap();
+/// let mut out = Vec::new();
+/// built.write_file("School.csv", &mut out).unwrap();
+/// assert_eq!(out, b"SIS ID,Name\r\n001,North High\r\n");
+/// ```
+pub struct Builder {
+    opts: ExportOptions,
+    /// `opts.schools` normalised, sorted and unique; empty selects every school.
+    selected: Vec<String>,
+    schools: Table,
+    sections: Table,
+    students: Table,
+    teachers: Table,
+    section_ids: Interner,
+    student_ids: Interner,
+    teacher_ids: Interner,
+    /// (section symbol, student symbol); indexes into the sorted tables after `finish`.
+    enrollments: Vec<(u32, u32)>,
+    /// (section symbol, teacher symbol).
+    rosters: Vec<(u32, u32)>,
+    tally: Tally,
+    too_many: Option<Entity>,
+    scratch: String,
+}
+
+impl Builder {
+    pub fn new(opts: ExportOptions) -> Builder {
+        let mut selected: Vec<String> = opts
+            .schools
+            .iter()
+            .map(|s| clean(s).into_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        selected.sort_unstable();
+        selected.dedup();
+        Builder {
+            opts,
+            selected,
+            schools: Table::default(),
+            sections: Table::default(),
+            students: Table::default(),
+            teachers: Table::default(),
+            section_ids: Interner::new(),
+            student_ids: Interner::new(),
+            teacher_ids: Interner::new(),
+            enrollments: Vec::new(),
+            rosters: Vec::new(),
+            tally: Tally::default(),
+            too_many: None,
+            scratch: String::new(),
+        }
+    }
+
+    /// Adds one record. `values` are in `entity.columns()` order; `None` for NULL or an optional
+    /// column the query does not return (a short vector means the trailing columns are absent;
+    /// extra values are ignored).
+    ///
+    /// Every value is normalised: each CRLF, CR or LF (and NUL, which no CSV consumer takes)
+    /// becomes one space, then leading/trailing white space is trimmed. A value blank after that
+    /// is missing; a record missing a required column is dropped as
+    /// [`DropReason::MissingValue`]. Case and leading zeros are never touched.
+    pub fn push(&mut self, entity: Entity, values: Vec<Option<String>>) {
+        let columns = entity.columns();
+        let cells: Vec<Cow<'_, str>> = (0..columns.len())
+            .map(|i| match values.get(i) {
+                Some(Some(v)) => clean(v),
+                _ => Cow::Borrowed(""),
+            })
+            .collect();
+        if columns
+            .iter()
+            .zip(&cells)
+            .any(|(c, v)| !c.optional && v.is_empty())
+        {
+            self.tally
+                .add(Slot::of(entity), DropReason::MissingValue, 1);
+            return;
+        }
+        let cell = |i: usize| cells.get(i).map_or("", |c| c.as_ref());
+        // Rows of unselected schools are dropped at once, so memory follows the selection.
+        let own_school = match entity {
+            Entity::Schools | Entity::Sections => Some(cell(0)),
+            Entity::Students | Entity::Teachers => Some(cell(1)),
+            Entity::StudentEnrollments | Entity::TeacherRosters => None,
+        };
+        if let Some(school) = own_school
+            && !is_selected(&self.selected, school)
+        {
+            self.tally
+                .add(Slot::of(entity), DropReason::SchoolNotSelected, 1);
+            return;
+        }
+        // Passwords the admin chose not to export are not even kept in memory.
+        let password = if self.opts.include_passwords {
+            cell(5)
+        } else {
+            ""
+        };
+        let stored = match entity {
+            Entity::Schools => self.schools.push(&[cell(0), cell(1)]),
+            Entity::Students => self.students.push(&[
+                cell(0),
+                cell(1),
+                cell(2),
+                cell(3),
+                cell(4),
+                password,
+                cell(6),
+            ]),
+            Entity::Teachers => {
+                self.teachers
+                    .push(&[cell(0), cell(1), cell(2), cell(3), cell(4), password])
+            }
+            Entity::Sections => {
+                let (school, course, section, description) = (cell(0), cell(1), cell(2), cell(3));
+                write_section_id(&mut self.scratch, school, course, section);
+                // A section without a description keeps its course code as the name: dropping
+                // it would silently unenroll every student and teacher in it, and SDS requires
+                // a non-blank Section Name. The flag feeds a warning with the count.
+                let (title, fallback) = if description.is_empty() {
+                    (course, "1")
+                } else {
+                    (description, "")
+                };
+                self.sections
+                    .push(&[&self.scratch, school, title, fallback])
+            }
+            Entity::StudentEnrollments | Entity::TeacherRosters => {
+                write_section_id(&mut self.scratch, cell(0), cell(1), cell(2));
+                let (users, pairs) = if entity == Entity::StudentEnrollments {
+                    (&mut self.student_ids, &mut self.enrollments)
+                } else {
+                    (&mut self.teacher_ids, &mut self.rosters)
+                };
+                match (
+                    self.section_ids.intern(&self.scratch),
+                    users.intern(cell(3)),
+                ) {
+                    (Some(section), Some(user)) => {
+                        pairs.push((section, user));
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        };
+        if !stored {
+            self.too_many = Some(entity);
+        }
+    }
+
+    /// Validates, filters, de-duplicates and sorts everything pushed.
+    ///
+    /// # Errors
+    /// [`BuildError::SharedUserId`] in v2/v2.1 when a student and a teacher end up with the
+    /// same `sourcedId`; [`BuildError::TooManyRows`] past the `u32` index space.
+    pub fn finish(self) -> Result<Built, BuildError> {
+        let Builder {
+            opts,
+            selected,
+            mut schools,
+            mut sections,
+            mut students,
+            mut teachers,
+            section_ids,
+            student_ids,
+            teacher_ids,
+            mut enrollments,
+            mut rosters,
+            mut tally,
+            too_many,
+            scratch: _,
+        } = self;
+        if let Some(entity) = too_many {
+            return Err(BuildError::TooManyRows { entity });
+        }
+        let format = opts.format;
+        let license_on = format == Format::V1 && opts.license_file;
+        let mut warnings = Vec::new();
+
+        // Rows of unselected schools were dropped by `push`; what is left is de-duplicated.
+        sort_dedup(&mut schools, 1, &mut tally, Slot::School);
+        let unknown_selected = selected
+            .iter()
+            .filter(|s| schools.find(s).is_none())
+            .count();
+        if unknown_selected > 0 {
+            warnings.push(format!(
+                "[export] schools: {unknown_selected} selected school ID(s) not returned by the schools query"
+            ));
+        }
+
+        // Sections, students and teachers must belong to an exported school. Reference checks
+        // come before de-duplication so that a valid row wins over an invalid duplicate.
+        let school_problem = |id: &str| {
+            if schools.find(id).is_some() {
+                None
+            } else if !is_selected(&selected, id) {
+                Some(DropReason::SchoolNotSelected)
+            } else {
+                Some(DropReason::UnknownSchool)
+            }
+        };
+        for (table, slot, key) in [
+            (&mut sections, Slot::Section, 1),
+            (&mut students, Slot::Student, 1),
+            (&mut teachers, Slot::Teacher, 2),
+        ] {
+            retain_counted(table, &mut tally, slot, |row| {
+                school_problem(field(row, SCHOOL))
+            });
+            sort_dedup(table, key, &mut tally, slot);
+        }
+        // Tables are indexed by `u32` from here on (UNRESOLVED excluded).
+        for (len, entity) in [
+            (sections.len(), Entity::Sections),
+            (students.len(), Entity::Students),
+            (teachers.len(), Entity::Teachers),
+        ] {
+            if len >= UNRESOLVED as usize {
+                return Err(BuildError::TooManyRows { entity });
+            }
+        }
+        let teacher_groups = group_starts(&teachers);
+
+        // Enrollments and rosters: symbols → table indexes, in place. Both rows' references
+        // may be broken; the section is reported first so a row is counted once.
+        let section_of = resolve(&section_ids, |id| sections.find(id));
+        drop(section_ids);
+        let student_of = resolve(&student_ids, |id| students.find(id));
+        drop(student_ids);
+        let teacher_of = resolve(&teacher_ids, |id| {
+            teacher_groups
+                .binary_search_by(|&start| field(row_at(&teachers, start), ID).cmp(id))
+                .ok()
+        });
+        drop(teacher_ids);
+        for (pairs, user_of, slot) in [
+            (&mut enrollments, &student_of, Slot::Enrollment),
+            (&mut rosters, &teacher_of, Slot::Roster),
+        ] {
+            pairs.retain_mut(|pair| {
+                let section = section_of
+                    .get(pair.0 as usize)
+                    .copied()
+                    .unwrap_or(UNRESOLVED);
+                let user = user_of.get(pair.1 as usize).copied().unwrap_or(UNRESOLVED);
+                let problem = if section == UNRESOLVED {
+                    Some(DropReason::UnknownSection)
+                } else if user == UNRESOLVED {
+                    Some(DropReason::UnknownUser)
+                } else {
+                    None
+                };
+                match problem {
+                    Some(reason) => {
+                        tally.add(slot, reason, 1);
+                        false
+                    }
+                    None => {
+                        *pair = (section, user);
+                        true
+                    }
+                }
+            });
+            // Sorted unique tables: index order is ID order, so this sorts the file.
+            pairs.sort_unstable();
+            let before = pairs.len();
+            pairs.dedup();
+            tally.add(slot, DropReason::Duplicate, (before - pairs.len()) as u64);
+            pairs.shrink_to_fit();
+        }
+        drop((section_of, student_of, teacher_of));
+
+        // v1 licence file: one row per exported student with an email, ordered like the file
+        // (display name, UPN); identical rows would be the same licence twice.
+        let mut license = Vec::new();
+        if license_on {
+            for (i, row) in students.iter().enumerate() {
+                if field(row, EMAIL).is_empty() {
+                    tally.add(Slot::License, DropReason::NoEmail, 1);
+                } else {
+                    license.push(i as u32);
+                }
+            }
+            license
+                .sort_unstable_by(|&a, &b| license_cmp(row_at(&students, a), row_at(&students, b)));
+            let before = license.len();
+            license
+                .dedup_by(|a, b| license_cmp(row_at(&students, *a), row_at(&students, *b)).is_eq());
+            tally.add(
+                Slot::License,
+                DropReason::Duplicate,
+                (before - license.len()) as u64,
+            );
+        }
+
+        let kinds = FileKind::for_format(format, license_on);
+        let mut built = Built {
+            format,
+            username: opts.username,
+            student_prefix: clean(&opts.student_id_prefix).into_owned(),
+            teacher_prefix: clean(&opts.teacher_id_prefix).into_owned(),
+            account_sku_id: clean(&opts.account_sku_id).into_owned(),
+            files: kinds.iter().map(|k| k.spec()).collect(),
+            rows: Vec::new(),
+            kinds,
+            schools,
+            sections,
+            students,
+            teachers,
+            teacher_groups,
+            enrollments,
+            rosters,
+            license,
+            drops: Vec::new(),
+            warnings,
+        };
+        if format != Format::V1 {
+            built.check_shared_ids()?;
+        }
+        built.rows = built.kinds.iter().map(|k| built.count(*k)).collect();
+        built.drops = built
+            .files
+            .iter()
+            .flat_map(|spec| {
+                DropReason::ALL.iter().filter_map(|&reason| {
+                    let n: u64 = Slot::ALL
+                        .iter()
+                        .filter(|slot| slot.file(format) == Some(spec.name))
+                        .map(|&slot| tally.0[slot as usize][reason as usize])
+                        .sum();
+                    (n > 0).then_some((spec.name, reason, n))
+                })
+            })
+            .collect();
+        built.collect_warnings();
+        Ok(built)
+    }
+}
+
+/// One file of an export and how to render it from the built tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    School,
+    Section,
+    Student,
+    Teacher,
+    StudentEnrollment,
+    TeacherRoster,
+    License,
+    Orgs,
+    UsersV2,
+    UsersV21,
+    Roles,
+    Classes,
+    Enrollments,
+}
+
+impl FileKind {
+    /// Same files, same order as [`Format::files`] (a unit test holds the two together).
+    fn for_format(format: Format, license: bool) -> Vec<FileKind> {
+        use FileKind::*;
+        match format {
+            Format::V1 => {
+                let mut v = vec![
+                    School,
+                    Section,
+                    Student,
+                    Teacher,
+                    StudentEnrollment,
+                    TeacherRoster,
+                ];
+                if license {
+                    v.push(License);
+                }
+                v
+            }
+            Format::V2 => vec![Orgs, UsersV2, Classes, Enrollments],
+            Format::V2_1 => vec![Orgs, UsersV21, Roles, Classes, Enrollments],
+        }
+    }
+
+    fn spec(self) -> FileSpec {
+        match self {
+            FileKind::School => format::V1_SCHOOL,
+            FileKind::Section => format::V1_SECTION,
+            FileKind::Student => format::V1_STUDENT,
+            FileKind::Teacher => format::V1_TEACHER,
+            FileKind::StudentEnrollment => format::V1_STUDENT_ENROLLMENT,
+            FileKind::TeacherRoster => format::V1_TEACHER_ROSTER,
+            FileKind::License => format::V1_LICENSE,
+            FileKind::Orgs => format::V2_ORGS,
+            FileKind::UsersV2 => format::V2_USERS,
+            FileKind::UsersV21 => format::V21_USERS,
+            FileKind::Roles => format::V21_ROLES,
+            FileKind::Classes => format::V2_CLASSES,
+            FileKind::Enrollments => format::V2_ENROLLMENTS,
+        }
+    }
+}
+
+/// One user of the merged v2/v2.1 ID space: a student (index into the student table) or a
+/// teacher (index into the teacher groups).
+#[derive(Debug, Clone, Copy)]
+enum User {
+    Student(u32),
+    Teacher(u32),
+}
+
+/// A finished export, ready to be written file by file.
+///
+/// Passwords: the `Password`/`password` column is always present, because SDS and the
+/// destinations expect the fixed header of each format; with `include_passwords` off (or no SIS
+/// password) only the values are blank. A password never appears in warnings or errors.
+pub struct Built {
+    format: Format,
+    username: UsernameRule,
+    student_prefix: String,
+    teacher_prefix: String,
+    account_sku_id: String,
+    files: Vec<FileSpec>,
+    kinds: Vec<FileKind>,
+    rows: Vec<u64>,
+    /// Sorted by ID, unique: `id, name`.
+    schools: Table,
+    /// Sorted by section ID, unique: `id, school, title, fallback flag`.
+    sections: Table,
+    /// Sorted by student ID, unique: `id, school, first, last, email, password, grade`.
+    students: Table,
+    /// Sorted by (teacher ID, school), unique: `id, school, first, last, email, password`.
+    teachers: Table,
+    /// Index of the first `teachers` row of each distinct teacher ID.
+    teacher_groups: Vec<u32>,
+    /// (section index, student index), sorted, unique.
+    enrollments: Vec<(u32, u32)>,
+    /// (section index, teacher group index), sorted, unique.
+    rosters: Vec<(u32, u32)>,
+    /// Student indexes in licence file order.
+    license: Vec<u32>,
+    drops: Vec<(&'static str, DropReason, u64)>,
+    warnings: Vec<String>,
+}
+
+impl Built {
+    /// The files of this export in write order (as [`Format::files`]).
+    pub fn files(&self) -> &[FileSpec] {
+        &self.files
+    }
+
+    /// The layout of the named file, if it is part of this export.
+    pub fn spec(&self, file: &str) -> Option<&FileSpec> {
+        self.files.iter().find(|f| f.name == file)
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Data rows (header excluded) of the named file; 0 for a file not in this export.
+    pub fn row_count(&self, file: &str) -> u64 {
+        self.files
+            .iter()
+            .position(|f| f.name == file)
+            .and_then(|i| self.rows.get(i).copied())
+            .unwrap_or(0)
+    }
+
+    /// Data rows of all files together.
+    pub fn total_rows(&self) -> u64 {
+        self.rows.iter().sum()
+    }
+
+    /// Writes the named file as SDS CSV (see [`crate::csvout`]); returns bytes written, header
+    /// included.
+    ///
+    /// # Errors
+    /// `ErrorKind::NotFound` for a file that is not part of this export; otherwise the I/O
+    /// errors of `w`.
+    pub fn write_file<W: Write>(&self, file: &str, w: W) -> io::Result<u64> {
+        let Some((spec, kind)) = self
+            .files
+            .iter()
+            .zip(&self.kinds)
+            .find(|(f, _)| f.name == file)
+        else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{file} is not a file of this SDS {} export",
+                    self.format.as_str()
+                ),
+            ));
+        };
+        let mut out = CsvOut::new(w, spec.header)?;
+        match kind {
+            FileKind::School => {
+                for row in &self.schools {
+                    let [id, name] = fields(row);
+                    out.row(&[id, name])?;
+                }
+            }
+            FileKind::Orgs => {
+                for row in &self.schools {
+                    let [id, name] = fields(row);
+                    out.row(&[id, name, "school"])?;
+                }
+            }
+            FileKind::Section | FileKind::Classes => {
+                for row in &self.sections {
+                    let [id, school, title] = fields(row);
+                    out.row(&[id, school, title])?;
+                }
+            }
+            FileKind::Student | FileKind::Teacher => {
+                let table = if *kind == FileKind::Student {
+                    &self.students
+                } else {
+                    &self.teachers
+                };
+                for row in table {
+                    let [id, school, first, last, email, password] = fields(row);
+                    out.row(&[id, school, first, last, self.username_of(email), password])?;
+                }
+            }
+            FileKind::StudentEnrollment => {
+                for &(section, student) in &self.enrollments {
+                    let student = field(row_at(&self.students, student), ID);
+                    out.row(&[self.section_id(section), student])?;
+                }
+            }
+            FileKind::TeacherRoster => {
+                for &(section, group) in &self.rosters {
+                    out.row(&[self.section_id(section), self.teacher_id(group)])?;
+                }
+            }
+            FileKind::License => {
+                let mut display = String::new();
+                for &i in &self.license {
+                    let [_, _, first, last, email] = fields(row_at(&self.students, i));
+                    display.clear();
+                    display.push_str(first);
+                    display.push(' ');
+                    display.push_str(last);
+                    out.row(&[&display, email, &self.account_sku_id])?;
+                }
+            }
+            FileKind::UsersV2 | FileKind::UsersV21 => self.write_users(*kind, &mut out)?,
+            FileKind::Roles => {
+                let mut id = String::new();
+                for user in self.users() {
+                    self.sourced_id(user, &mut id);
+                    match user {
+                        User::Student(i) => {
+                            out.row(&[&id, field(row_at(&self.students, i), SCHOOL), "student"])?;
+                        }
+                        User::Teacher(g) => {
+                            for row in self.teacher_rows(g) {
+                                out.row(&[&id, field(row, SCHOOL), "teacher"])?;
+                            }
+                        }
+                    }
+                }
+            }
+            FileKind::Enrollments => self.write_enrollments(&mut out)?,
+        }
+        out.finish()
+    }
+
+    /// (file name, reason, rows dropped), one entry per non-zero count, in file order then
+    /// reason order. Students and teachers both count against v2's `users.csv`.
+    pub fn drops(&self) -> &[(&'static str, DropReason, u64)] {
+        &self.drops
+    }
+
+    /// Human-readable warnings: sections named by their course code, blank usernames, v2.1
+    /// usernames without a domain, usernames shared by several users, selected schools the SIS
+    /// does not return, a blank Account SKU ID, files above Microsoft's row limit. They carry
+    /// file names and counts only, never personal data.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn count(&self, kind: FileKind) -> u64 {
+        let n = match kind {
+            FileKind::School | FileKind::Orgs => self.schools.len(),
+            FileKind::Section | FileKind::Classes => self.sections.len(),
+            FileKind::Student => self.students.len(),
+            FileKind::Teacher => self.teachers.len(),
+            FileKind::StudentEnrollment => self.enrollments.len(),
+            FileKind::TeacherRoster => self.rosters.len(),
+            FileKind::License => self.license.len(),
+            FileKind::UsersV2 | FileKind::UsersV21 => {
+                self.students.len() + self.teacher_groups.len()
+            }
+            FileKind::Roles => self.students.len() + self.teachers.len(),
+            FileKind::Enrollments => self.enrollments.len() + self.rosters.len(),
+        };
+        n as u64
+    }
+
+    fn username_of<'a>(&self, email: &'a str) -> &'a str {
+        username(self.username, email)
+    }
+
+    fn section_id(&self, section: u32) -> &str {
+        field(row_at(&self.sections, section), ID)
+    }
+
+    fn teacher_id(&self, group: u32) -> &str {
+        field(self.teacher_first_row(group), ID)
+    }
+
+    /// The first row of a teacher in sorted order: the source of every field but the school
+    /// wherever a teacher is one user (v2/v2.1 `users.csv`).
+    fn teacher_first_row(&self, group: u32) -> &str {
+        let start = self
+            .teacher_groups
+            .get(group as usize)
+            .copied()
+            .unwrap_or(0);
+        row_at(&self.teachers, start)
+    }
+
+    /// A teacher's rows, one per school, sorted by school.
+    fn teacher_rows(&self, group: u32) -> impl Iterator<Item = &str> + '_ {
+        let g = group as usize;
+        let start = self.teacher_groups.get(g).map_or(0, |&s| s as usize);
+        let end = self
+            .teacher_groups
+            .get(g + 1)
+            .map_or(self.teachers.len(), |&s| s as usize);
+        (start..end).map(|i| self.teachers.get(i))
+    }
+
+    fn user_prefix_id(&self, user: User) -> (&str, &str) {
+        match user {
+            User::Student(i) => (&self.student_prefix, field(row_at(&self.students, i), ID)),
+            User::Teacher(g) => (&self.teacher_prefix, self.teacher_id(g)),
+        }
+    }
+
+    fn sourced_id(&self, user: User, out: &mut String) {
+        let (prefix, id) = self.user_prefix_id(user);
+        out.clear();
+        out.push_str(prefix);
+        out.push_str(id);
+    }
+
+    /// Orders users by `sourcedId` (prefix + ID), students first on a tie (which only happens
+    /// before the shared-ID check has run).
+    fn cmp_users(&self, a: User, b: User) -> Ordering {
+        let (pa, ia) = self.user_prefix_id(a);
+        let (pb, ib) = self.user_prefix_id(b);
+        let by_id = if pa == pb {
+            ia.cmp(ib)
+        } else {
+            pa.bytes()
+                .chain(ia.bytes())
+                .cmp(pb.bytes().chain(ib.bytes()))
+        };
+        by_id.then_with(|| role(a).cmp(role(b)))
+    }
+
+    /// All users of the merged v2/v2.1 ID space in `sourcedId` order. Each table is already
+    /// sorted by ID, and a common prefix keeps that order, so this is a plain merge.
+    fn users(&self) -> impl Iterator<Item = User> + '_ {
+        let students = (0..self.students.len() as u32).map(User::Student);
+        let teachers = (0..self.teacher_groups.len() as u32).map(User::Teacher);
+        merge_by(students, teachers, |a, b| self.cmp_users(*a, *b))
+    }
+
+    /// Sorted merge puts equal `sourcedId`s next to each other; IDs are unique within each
+    /// table, so two neighbours with one `sourcedId` are a student and a teacher.
+    fn check_shared_ids(&self) -> Result<(), BuildError> {
+        let mut prev: Option<User> = None;
+        for user in self.users() {
+            if let Some(p) = prev
+                && self.same_sourced_id(p, user)
+            {
+                let mut id = String::new();
+                self.sourced_id(user, &mut id);
+                return Err(BuildError::SharedUserId { id });
+            }
+            prev = Some(user);
+        }
+        Ok(())
+    }
+
+    fn same_sourced_id(&self, a: User, b: User) -> bool {
+        let (pa, ia) = self.user_prefix_id(a);
+        let (pb, ib) = self.user_prefix_id(b);
+        pa.len() + ia.len() == pb.len() + ib.len()
+            && pa
+                .bytes()
+                .chain(ia.bytes())
+                .eq(pb.bytes().chain(ib.bytes()))
+    }
+
+    fn write_users<W: Write>(&self, kind: FileKind, out: &mut CsvOut<W>) -> io::Result<()> {
+        let mut id = String::new();
+        let mut orgs = String::new();
+        for user in self.users() {
+            self.sourced_id(user, &mut id);
+            let (row, role, grade) = match user {
+                User::Student(i) => {
+                    let row = row_at(&self.students, i);
+                    (row, "student", field(row, GRADE))
+                }
+                User::Teacher(g) => (self.teacher_first_row(g), "teacher", ""),
+            };
+            let [_, school, first, last, email, password] = fields(row);
+            let username = self.username_of(email);
+            if kind == FileKind::UsersV21 {
+                out.row(&[&id, username, first, last, password])?;
+                continue;
+            }
+            // Rows of a teacher are sorted by school and unique, so the list is distinct and
+            // sorted; the CSV writer quotes it because of the commas.
+            orgs.clear();
+            match user {
+                User::Student(_) => orgs.push_str(school),
+                User::Teacher(g) => {
+                    for (n, row) in self.teacher_rows(g).enumerate() {
+                        if n > 0 {
+                            orgs.push(',');
+                        }
+                        orgs.push_str(field(row, SCHOOL));
+                    }
+                }
+            }
+            out.row(&[&id, &orgs, first, last, username, password, role, grade])?;
+        }
+        Ok(())
+    }
+
+    /// v2/v2.1 `enrollments.csv`: student enrollments and teacher rosters merged in
+    /// (class, user, role) order. Both lists are sorted by section index (= class ID order);
+    /// within a section by user index (= user ID order, a common prefix keeps it).
+    fn write_enrollments<W: Write>(&self, out: &mut CsvOut<W>) -> io::Result<()> {
+        let students = self.enrollments.iter().map(|&(s, u)| (s, User::Student(u)));
+        let teachers = self.rosters.iter().map(|&(s, g)| (s, User::Teacher(g)));
+        let mut id = String::new();
+        for (section, user) in merge_by(students, teachers, |a, b| {
+            a.0.cmp(&b.0).then_with(|| self.cmp_users(a.1, b.1))
+        }) {
+            self.sourced_id(user, &mut id);
+            out.row(&[self.section_id(section), &id, role(user)])?;
+        }
+        Ok(())
+    }
+
+    fn collect_warnings(&mut self) {
+        let mut warnings = std::mem::take(&mut self.warnings);
+        let users_file = match self.format {
+            Format::V1 => "Student.csv/Teacher.csv",
+            Format::V2 => format::V2_USERS.name,
+            Format::V2_1 => format::V21_USERS.name,
+        };
+        let sections_file = self.spec_name(FileKind::Section, FileKind::Classes);
+
+        let fallback = self
+            .sections
+            .iter()
+            .filter(|r| !field(r, FALLBACK).is_empty())
+            .count();
+        if fallback > 0 {
+            warnings.push(format!(
+                "{sections_file}: {fallback} section(s) have no course description; their course code is used as the name"
+            ));
+        }
+
+        // Blank usernames are counted per file row (v1 lists a teacher once per school).
+        let blank = |rows: &Table| {
+            rows.iter()
+                .filter(|r| self.username_of(field(r, EMAIL)).is_empty())
+                .count()
+        };
+        let mut blank_by_file = Vec::new();
+        if self.format == Format::V1 {
+            blank_by_file.push((format::V1_STUDENT.name, blank(&self.students)));
+            blank_by_file.push((format::V1_TEACHER.name, blank(&self.teachers)));
+        } else {
+            let teachers = self
+                .teacher_groups
+                .iter()
+                .filter(|&&start| {
+                    self.username_of(field(row_at(&self.teachers, start), EMAIL))
+                        .is_empty()
+                })
+                .count();
+            blank_by_file.push((users_file, blank(&self.students) + teachers));
+        }
+        for (file, n) in blank_by_file {
+            if n > 0 {
+                warnings.push(format!(
+                    "{file}: {n} row(s) have a blank username; SDS cannot match these users to accounts"
+                ));
+            }
+        }
+
+        // One username per distinct user; a teacher in several schools is one user.
+        let mut names: Vec<&str> = self
+            .students
+            .iter()
+            .chain(
+                self.teacher_groups
+                    .iter()
+                    .map(|&start| row_at(&self.teachers, start)),
+            )
+            .map(|r| self.username_of(field(r, EMAIL)))
+            .filter(|u| !u.is_empty())
+            .collect();
+        if self.format == Format::V2_1 {
+            let no_domain = names.iter().filter(|u| !u.contains('@')).count();
+            if no_domain > 0 {
+                let why = if self.username == UsernameRule::EmailLocalPart {
+                    " (the username rule email-local-part drops the domain)"
+                } else {
+                    ""
+                };
+                warnings.push(format!(
+                    "{users_file}: {no_domain} username(s) are not a full user@domain name{why}; SDS v2.1 rejects these users"
+                ));
+            }
+        }
+        // Sign-in names are case-insensitive, so "Ann@x" and "ann@x" collide in SDS.
+        names.sort_unstable_by(|a, b| cmp_ignore_ascii_case(a, b));
+        let shared = names
+            .windows(2)
+            .filter(|w| matches!(w, [a, b] if a.eq_ignore_ascii_case(b)))
+            .count();
+        if shared > 0 {
+            warnings.push(format!(
+                "{users_file}: {shared} user(s) have a username already used by another user; SDS needs unique usernames"
+            ));
+        }
+
+        if self.kinds.contains(&FileKind::License) && self.account_sku_id.is_empty() {
+            warnings.push(format!(
+                "{}: the Account SKU ID is blank",
+                format::V1_LICENSE.name
+            ));
+        }
+
+        warnings.extend(row_limit_warnings(&self.files, &self.rows, SDS_ROW_LIMIT));
+        self.warnings = warnings;
+    }
+
+    fn spec_name(&self, a: FileKind, b: FileKind) -> &'static str {
+        self.kinds
+            .iter()
+            .find(|k| **k == a || **k == b)
+            .map_or("", |k| k.spec().name)
+    }
+}
+
+fn row_limit_warnings(files: &[FileSpec], rows: &[u64], limit: u64) -> Vec<String> {
+    files
+        .iter()
+        .zip(rows)
+        .filter(|(_, n)| **n > limit)
+        .map(|(spec, n)| {
+            format!(
+                "{}: {n} rows exceed Microsoft's limit of {limit} rows per file",
+                spec.name
+            )
+        })
+        .collect()
+}
+
+fn role(user: User) -> &'static str {
+    match user {
+        User::Student(_) => "student",
+        User::Teacher(_) => "teacher",
+    }
+}
+
+/// The username the rule derives from a (normalised) email. `EmailLocalPart` keeps the text
+/// before the first `@` (all of it when there is none), trimmed again so `"ann @x"` gives `ann`.
+fn username(rule: UsernameRule, email: &str) -> &str {
+    match rule {
+        UsernameRule::Email => email,
+        UsernameRule::EmailLocalPart => email.split('@').next().unwrap_or("").trim(),
+        UsernameRule::Blank => "",
+    }
+}
+
+/// Replaces each CRLF, CR or LF (and NUL, the packed-row separator) with one space, then trims.
+fn clean(raw: &str) -> Cow<'_, str> {
+    if !raw.contains(['\r', '\n', '\0']) {
+        return Cow::Borrowed(raw.trim());
+    }
+    let mut s = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                s.push(' ');
+            }
+            '\n' | '\0' => s.push(' '),
+            c => s.push(c),
+        }
+    }
+    Cow::Owned(s.trim().to_owned())
+}
+
+fn write_section_id(out: &mut String, school: &str, course: &str, section: &str) {
+    out.clear();
+    out.push_str(school);
+    out.push('-');
+    out.push_str(course);
+    out.push('-');
+    out.push_str(section);
+}
+
+fn is_selected(selected: &[String], school: &str) -> bool {
+    selected.is_empty()
+        || selected
+            .binary_search_by(|s| s.as_str().cmp(school))
+            .is_ok()
+}
+
+fn row_at(table: &Table, i: u32) -> &str {
+    table.get(i as usize)
+}
+
+fn retain_counted(
+    rows: &mut Table,
+    tally: &mut Tally,
+    slot: Slot,
+    mut problem: impl FnMut(&str) -> Option<DropReason>,
+) {
+    rows.retain(|row| match problem(row) {
+        Some(reason) => {
+            tally.add(slot, reason, 1);
+            false
+        }
+        None => true,
+    });
+}
+
+fn sort_dedup(rows: &mut Table, key_fields: usize, tally: &mut Tally, slot: Slot) {
+    let duplicates = rows.sort_dedup(key_fields);
+    tally.add(slot, DropReason::Duplicate, duplicates);
+}
+
+/// Start index of each run of rows sharing the first field.
+fn group_starts(rows: &Table) -> Vec<u32> {
+    let mut starts = Vec::new();
+    let mut prev: Option<&str> = None;
+    for (i, row) in rows.iter().enumerate() {
+        let id = field(row, ID);
+        if prev != Some(id) {
+            starts.push(i as u32);
+            prev = Some(id);
+        }
+    }
+    starts
+}
+
+/// Table index (or `UNRESOLVED`) of every interned symbol.
+fn resolve(ids: &Interner, find: impl Fn(&str) -> Option<usize>) -> Vec<u32> {
+    (0..ids.len())
+        .map(|sym| find(ids.get(sym as u32)).map_or(UNRESOLVED, |i| i as u32))
+        .collect()
+}
+
+/// Licence rows order by display name (`first + " " + last`), then email.
+fn license_cmp<'a>(a: &'a str, b: &'a str) -> Ordering {
+    let [_, _, fa, la, ea] = fields(a);
+    let [_, _, fb, lb, eb] = fields(b);
+    // Compared as the bytes of the rendered display name, without building it.
+    let display = |f: &'a str, l: &'a str| f.bytes().chain(std::iter::once(b' ')).chain(l.bytes());
+    display(fa, la)
+        .cmp(display(fb, lb))
+        .then_with(|| ea.cmp(eb))
+}
+
+fn cmp_ignore_ascii_case(a: &str, b: &str) -> Ordering {
+    a.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
+/// Merges two sorted iterators; on a tie the left one goes first.
+fn merge_by<T, A, B, F>(a: A, b: B, cmp: F) -> impl Iterator<Item = T>
+where
+    A: Iterator<Item = T>,
+    B: Iterator<Item = T>,
+    F: Fn(&T, &T) -> Ordering,
+{
+    let mut a = a.peekable();
+    let mut b = b.peekable();
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) => {
+            if cmp(x, y) == Ordering::Greater {
+                b.next()
+            } else {
+                a.next()
+            }
+        }
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

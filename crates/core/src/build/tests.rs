@@ -1,0 +1,1677 @@
+//! Table tests of the builder: every rule of SDS-FORMATS.md for v1, v2 and v2.1, checked on the
+//! written bytes and on the files parsed back with the `csv` crate. Expected values are written
+//! out by hand from the fixture, never taken from the builder's own output.
+
+use super::*;
+use crate::options::{ExportOptions, Format, UsernameRule};
+
+const NULL: &str = "<NULL>";
+
+type Record = (Entity, Vec<Option<String>>);
+
+fn rec(entity: Entity, values: &[&str]) -> Record {
+    let values = values
+        .iter()
+        .map(|v| (*v != NULL).then(|| (*v).to_string()))
+        .collect();
+    (entity, values)
+}
+
+fn school(v: &[&str]) -> Record {
+    rec(Entity::Schools, v)
+}
+fn student(v: &[&str]) -> Record {
+    rec(Entity::Students, v)
+}
+fn teacher(v: &[&str]) -> Record {
+    rec(Entity::Teachers, v)
+}
+fn section(v: &[&str]) -> Record {
+    rec(Entity::Sections, v)
+}
+fn enroll(v: &[&str]) -> Record {
+    rec(Entity::StudentEnrollments, v)
+}
+fn roster(v: &[&str]) -> Record {
+    rec(Entity::TeacherRosters, v)
+}
+
+fn opts(format: Format) -> ExportOptions {
+    ExportOptions {
+        format,
+        ..ExportOptions::default()
+    }
+}
+
+fn build(opts: &ExportOptions, input: &[Record]) -> Built {
+    try_build(opts, input).expect("build")
+}
+
+fn try_build(opts: &ExportOptions, input: &[Record]) -> Result<Built, BuildError> {
+    let mut b = Builder::new(opts.clone());
+    for (entity, values) in input {
+        b.push(*entity, values.clone());
+    }
+    b.finish()
+}
+
+/// The file as text; also checks the byte count `write_file` reports.
+fn text(built: &Built, file: &str) -> String {
+    let mut buf = Vec::new();
+    let n = built.write_file(file, &mut buf).expect("write");
+    assert_eq!(n, buf.len() as u64, "{file}: reported size");
+    String::from_utf8(buf).expect("utf-8")
+}
+
+/// The file parsed back with the `csv` crate, header row included.
+fn parse(text: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.expect("csv").iter().map(str::to_string).collect())
+        .collect()
+}
+
+/// Data rows of the file, parsed.
+fn rows(built: &Built, file: &str) -> Vec<Vec<String>> {
+    let mut all = parse(&text(built, file));
+    assert!(!all.is_empty(), "{file}: header missing");
+    all.remove(0);
+    assert_eq!(built.row_count(file), all.len() as u64, "{file}: row_count");
+    all
+}
+
+fn table(lines: &[&[&str]]) -> Vec<Vec<String>> {
+    lines
+        .iter()
+        .map(|l| l.iter().map(|s| s.to_string()).collect())
+        .collect()
+}
+
+/// The reference SIS of most tests. Hand-derived facts used below:
+/// - student IDs in byte order: "007" < "0100" < "12" < "5";
+/// - teacher T1 teaches in schools 001 and 002, T2 in 003;
+/// - section 002-ENG-A has no description (named by its course code ENG);
+/// - student 12 has no email; enrollment rows to 999 / GEO and the roster row to T9 dangle.
+fn fixture() -> Vec<Record> {
+    vec![
+        school(&["001", "North High"]),
+        school(&["002", "South Middle, Annex"]),
+        school(&["003", "  East \"Tech\"  "]),
+        school(&["004", "West"]),
+        student(&[
+            "007",
+            "001",
+            "Zoë",
+            "O'Brien",
+            "Zoe.OBrien@north.example",
+            "pw-007",
+            "09",
+        ]),
+        student(&[
+            "0100",
+            "002",
+            "Anna",
+            "Smith, Jr.",
+            " anna.smith@south.example ",
+            NULL,
+            "10",
+        ]),
+        student(&["12", "003", " José ", "Line\r\nBreak", NULL, "secret", NULL]),
+        student(&["5", "004", "Wes", "Tern", "wes@west.example", "pw5", "11"]),
+        teacher(&[
+            "T1",
+            "001",
+            "Mary",
+            "Major",
+            "mary.major@north.example",
+            "tpw1",
+        ]),
+        teacher(&[
+            "T1",
+            "002",
+            "Mary",
+            "Major",
+            "mary.major@north.example",
+            "tpw1",
+        ]),
+        teacher(&["T2", "003", "Bob", "Quote \"Q\"", "bob@east.example", NULL]),
+        section(&["001", "MATH", "01", "Algebra I"]),
+        section(&["002", "ENG", "A", NULL]),
+        section(&["003", "SCI", "2", "Physics, Honors"]),
+        section(&["004", "ART", "1", "Drawing"]),
+        enroll(&["001", "MATH", "01", "007"]),
+        enroll(&["002", "ENG", "A", "0100"]),
+        enroll(&["003", "SCI", "2", "12"]),
+        enroll(&["001", "MATH", "01", "0100"]),
+        enroll(&["004", "ART", "1", "5"]),
+        enroll(&["001", "MATH", "01", "999"]),
+        enroll(&["001", "GEO", "1", "007"]),
+        roster(&["001", "MATH", "01", "T1"]),
+        roster(&["002", "ENG", "A", "T1"]),
+        roster(&["003", "SCI", "2", "T2"]),
+        roster(&["003", "SCI", "2", "T1"]),
+        roster(&["001", "MATH", "01", "T9"]),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// v1
+
+#[test]
+fn v1_files_byte_for_byte() {
+    let built = build(&opts(Format::V1), &fixture());
+    let names: Vec<&str> = built.files().iter().map(|f| f.name).collect();
+    assert_eq!(
+        names,
+        [
+            "School.csv",
+            "Section.csv",
+            "Student.csv",
+            "Teacher.csv",
+            "StudentEnrollment.csv",
+            "TeacherRoster.csv"
+        ]
+    );
+    assert_eq!(
+        text(&built, "School.csv"),
+        "SIS ID,Name\r\n\
+         001,North High\r\n\
+         002,\"South Middle, Annex\"\r\n\
+         003,\"East \"\"Tech\"\"\"\r\n\
+         004,West\r\n"
+    );
+    assert_eq!(
+        text(&built, "Section.csv"),
+        "SIS ID,School SIS ID,Section Name\r\n\
+         001-MATH-01,001,Algebra I\r\n\
+         002-ENG-A,002,ENG\r\n\
+         003-SCI-2,003,\"Physics, Honors\"\r\n\
+         004-ART-1,004,Drawing\r\n"
+    );
+    assert_eq!(
+        text(&built, "Student.csv"),
+        "SIS ID,School SIS ID,First Name,Last Name,Username,Password\r\n\
+         007,001,Zoë,O'Brien,Zoe.OBrien@north.example,pw-007\r\n\
+         0100,002,Anna,\"Smith, Jr.\",anna.smith@south.example,\r\n\
+         12,003,José,Line Break,,secret\r\n\
+         5,004,Wes,Tern,wes@west.example,pw5\r\n"
+    );
+    assert_eq!(
+        text(&built, "Teacher.csv"),
+        "SIS ID,School SIS ID,First Name,Last Name,Username,Password\r\n\
+         T1,001,Mary,Major,mary.major@north.example,tpw1\r\n\
+         T1,002,Mary,Major,mary.major@north.example,tpw1\r\n\
+         T2,003,Bob,\"Quote \"\"Q\"\"\",bob@east.example,\r\n"
+    );
+    assert_eq!(
+        text(&built, "StudentEnrollment.csv"),
+        "Section SIS ID,SIS ID\r\n\
+         001-MATH-01,007\r\n\
+         001-MATH-01,0100\r\n\
+         002-ENG-A,0100\r\n\
+         003-SCI-2,12\r\n\
+         004-ART-1,5\r\n"
+    );
+    assert_eq!(
+        text(&built, "TeacherRoster.csv"),
+        "Section SIS ID,SIS ID\r\n\
+         001-MATH-01,T1\r\n\
+         002-ENG-A,T1\r\n\
+         003-SCI-2,T1\r\n\
+         003-SCI-2,T2\r\n"
+    );
+    assert_eq!(
+        built.drops(),
+        [
+            ("StudentEnrollment.csv", DropReason::UnknownSection, 1),
+            ("StudentEnrollment.csv", DropReason::UnknownUser, 1),
+            ("TeacherRoster.csv", DropReason::UnknownUser, 1),
+        ]
+    );
+    assert_eq!(built.row_count("School.csv"), 4);
+    assert_eq!(built.row_count("Teacher.csv"), 3);
+    assert_eq!(built.row_count("StudentEnrollment.csv"), 5);
+    assert_eq!(built.row_count("License.csv"), 0);
+    assert_eq!(built.total_rows(), 4 + 4 + 4 + 3 + 5 + 4);
+    let w = built.warnings();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(
+        w.iter().any(|w| w.starts_with("Section.csv: 1 section")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("Student.csv: 1 row(s) have a blank username")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn v1_username_rules() {
+    let mut o = opts(Format::V1);
+    o.username = UsernameRule::EmailLocalPart;
+    let mut input = fixture();
+    input.push(student(&[
+        "13",
+        "001",
+        "Ann",
+        "Space",
+        "ann @north.example",
+        NULL,
+        NULL,
+    ]));
+    input.push(student(&[
+        "14", "001", "No", "Domain", "nodomain", NULL, NULL,
+    ]));
+    input.push(student(&[
+        "15",
+        "001",
+        "At",
+        "First",
+        "@north.example",
+        NULL,
+        NULL,
+    ]));
+    let built = build(&o, &input);
+    let usernames: Vec<(String, String)> = rows(&built, "Student.csv")
+        .into_iter()
+        .map(|r| (r[0].clone(), r[4].clone()))
+        .collect();
+    assert_eq!(
+        usernames,
+        [
+            ("007", "Zoe.OBrien"),
+            ("0100", "anna.smith"),
+            ("12", ""),
+            ("13", "ann"),
+            ("14", "nodomain"),
+            ("15", ""),
+            ("5", "wes"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let teachers: Vec<String> = rows(&built, "Teacher.csv")
+        .into_iter()
+        .map(|r| r[4].clone())
+        .collect();
+    assert_eq!(teachers, ["mary.major", "mary.major", "bob"]);
+    assert!(
+        built
+            .warnings()
+            .iter()
+            .any(|w| w.starts_with("Student.csv: 2 row(s) have a blank username")),
+        "{:?}",
+        built.warnings()
+    );
+
+    o.username = UsernameRule::Blank;
+    let built = build(&o, &fixture());
+    assert!(rows(&built, "Student.csv").iter().all(|r| r[4].is_empty()));
+    assert!(rows(&built, "Teacher.csv").iter().all(|r| r[4].is_empty()));
+    let w = built.warnings();
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("Student.csv: 4 row(s) have a blank username")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("Teacher.csv: 3 row(s) have a blank username")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn passwords_off_keeps_the_column_blank() {
+    let mut o = opts(Format::V1);
+    o.include_passwords = false;
+    let built = build(&o, &fixture());
+    let student_text = text(&built, "Student.csv");
+    assert!(
+        student_text.starts_with("SIS ID,School SIS ID,First Name,Last Name,Username,Password\r\n")
+    );
+    let students = rows(&built, "Student.csv");
+    assert_eq!(students.len(), 4);
+    assert!(
+        students.iter().all(|r| r.len() == 6 && r[5].is_empty()),
+        "{students:?}"
+    );
+    assert!(
+        rows(&built, "Teacher.csv")
+            .iter()
+            .all(|r| r.len() == 6 && r[5].is_empty())
+    );
+    assert!(!student_text.contains("pw-007") && !student_text.contains("secret"));
+
+    o.format = Format::V2;
+    let built = build(&o, &fixture());
+    assert!(rows(&built, "users.csv").iter().all(|r| r[5].is_empty()));
+    o.format = Format::V2_1;
+    let built = build(&o, &fixture());
+    assert!(rows(&built, "users.csv").iter().all(|r| r[4].is_empty()));
+}
+
+#[test]
+fn license_file_on_and_off() {
+    let mut o = opts(Format::V1);
+    o.license_file = true;
+    o.username = UsernameRule::EmailLocalPart; // the UPN is the full email regardless
+    o.account_sku_id = " contoso:STANDARDWOFFPACK_STUDENT ".into();
+    let built = build(&o, &fixture());
+    assert_eq!(
+        built.files().last().map(|f| (f.name, f.license)),
+        Some(("License.csv", true))
+    );
+    assert_eq!(
+        text(&built, "License.csv"),
+        "Display Name,User Principal Name,Account Sku Id\r\n\
+         \"Anna Smith, Jr.\",anna.smith@south.example,contoso:STANDARDWOFFPACK_STUDENT\r\n\
+         Wes Tern,wes@west.example,contoso:STANDARDWOFFPACK_STUDENT\r\n\
+         Zoë O'Brien,Zoe.OBrien@north.example,contoso:STANDARDWOFFPACK_STUDENT\r\n"
+    );
+    assert!(
+        built
+            .drops()
+            .contains(&("License.csv", DropReason::NoEmail, 1))
+    );
+    assert_eq!(
+        built.drops().last(),
+        Some(&("License.csv", DropReason::NoEmail, 1))
+    );
+
+    o.license_file = false;
+    let built = build(&o, &fixture());
+    assert!(built.files().iter().all(|f| f.name != "License.csv"));
+    let err = built
+        .write_file("License.csv", Vec::new())
+        .expect_err("no licence file");
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+
+    // Only v1 has a licence file.
+    o.license_file = true;
+    o.format = Format::V2_1;
+    let built = build(&o, &fixture());
+    assert!(built.files().iter().all(|f| !f.license));
+}
+
+#[test]
+fn license_duplicates_and_blank_sku() {
+    let mut o = opts(Format::V1);
+    o.license_file = true;
+    let input = vec![
+        school(&["1", "S"]),
+        student(&["a", "1", "Sam", "Lee", "sam@x.example", NULL, NULL]),
+        student(&["b", "1", "Sam", "Lee", "sam@x.example", NULL, NULL]),
+        student(&["c", "1", "Sam", "Lee", "sam2@x.example", NULL, NULL]),
+    ];
+    let built = build(&o, &input);
+    assert_eq!(rows(&built, "Student.csv").len(), 3);
+    assert_eq!(
+        rows(&built, "License.csv"),
+        table(&[
+            &["Sam Lee", "sam2@x.example", ""],
+            &["Sam Lee", "sam@x.example", ""]
+        ])
+    );
+    assert_eq!(built.drops(), [("License.csv", DropReason::Duplicate, 1)]);
+    assert!(
+        built
+            .warnings()
+            .iter()
+            .any(|w| w == "License.csv: the Account SKU ID is blank")
+    );
+}
+
+#[test]
+fn school_selection_filters_and_counts() {
+    let mut o = opts(Format::V1);
+    o.schools = vec!["003".into(), " 001 ".into(), "009".into(), "".into()];
+    let built = build(&o, &fixture());
+    assert_eq!(
+        rows(&built, "School.csv"),
+        table(&[&["001", "North High"], &["003", "East \"Tech\""]])
+    );
+    assert_eq!(
+        rows(&built, "Section.csv"),
+        table(&[
+            &["001-MATH-01", "001", "Algebra I"],
+            &["003-SCI-2", "003", "Physics, Honors"]
+        ])
+    );
+    let students: Vec<String> = rows(&built, "Student.csv")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(students, ["007", "12"]);
+    let teachers: Vec<(String, String)> = rows(&built, "Teacher.csv")
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    assert_eq!(
+        teachers,
+        [
+            ("T1".to_string(), "001".to_string()),
+            ("T2".into(), "003".into())
+        ]
+    );
+    assert_eq!(
+        rows(&built, "StudentEnrollment.csv"),
+        table(&[&["001-MATH-01", "007"], &["003-SCI-2", "12"]])
+    );
+    // T1 is exported (for 001), so its roster row in a 003 section stands.
+    assert_eq!(
+        rows(&built, "TeacherRoster.csv"),
+        table(&[
+            &["001-MATH-01", "T1"],
+            &["003-SCI-2", "T1"],
+            &["003-SCI-2", "T2"]
+        ])
+    );
+    assert_eq!(
+        built.drops(),
+        [
+            ("School.csv", DropReason::SchoolNotSelected, 2),
+            ("Section.csv", DropReason::SchoolNotSelected, 2),
+            ("Student.csv", DropReason::SchoolNotSelected, 2),
+            ("Teacher.csv", DropReason::SchoolNotSelected, 1),
+            // 002-ENG-A/0100 (section not exported: counted once), 004-ART-1/5, GEO/007
+            ("StudentEnrollment.csv", DropReason::UnknownSection, 3),
+            // 001-MATH-01/0100 (student of an unselected school), 001-MATH-01/999
+            ("StudentEnrollment.csv", DropReason::UnknownUser, 2),
+            ("TeacherRoster.csv", DropReason::UnknownSection, 1),
+            ("TeacherRoster.csv", DropReason::UnknownUser, 1),
+        ]
+    );
+    let w = built.warnings();
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("[export] schools: 1 selected school ID(s) not returned")),
+        "{w:?}"
+    );
+    // The only section without description (002-ENG-A) is not exported.
+    assert!(!w.iter().any(|w| w.contains("course description")), "{w:?}");
+}
+
+#[test]
+fn unknown_school_versus_not_selected() {
+    let input = vec![
+        school(&["001", "North"]),
+        section(&["999", "X", "1", "Ghost"]),
+        student(&["1", "999", "A", "B", NULL, NULL, NULL]),
+        student(&["2", "001", "C", "D", NULL, NULL, NULL]),
+        teacher(&["t", "999", "E", "F", NULL, NULL]),
+    ];
+    let built = build(&opts(Format::V1), &input);
+    assert_eq!(
+        built.drops(),
+        [
+            ("Section.csv", DropReason::UnknownSchool, 1),
+            ("Student.csv", DropReason::UnknownSchool, 1),
+            ("Teacher.csv", DropReason::UnknownSchool, 1),
+        ]
+    );
+    // Selected but absent from the schools query is still an unknown school.
+    let mut o = opts(Format::V1);
+    o.schools = vec!["999".into(), "001".into()];
+    let built = build(&o, &input);
+    assert!(
+        built
+            .drops()
+            .contains(&("Student.csv", DropReason::UnknownSchool, 1))
+    );
+    // Not selected wins when a selection exists and the school is not in it.
+    o.schools = vec!["001".into()];
+    let built = build(&o, &input);
+    assert!(
+        built
+            .drops()
+            .contains(&("Student.csv", DropReason::SchoolNotSelected, 1))
+    );
+    assert!(
+        built
+            .drops()
+            .contains(&("Section.csv", DropReason::SchoolNotSelected, 1))
+    );
+}
+
+#[test]
+fn missing_values_are_dropped_and_counted() {
+    let input = vec![
+        school(&["001", "North"]),
+        school(&["002", NULL]),
+        school(&[" \t ", "Blank ID"]),
+        student(&["1", "001", "   ", "Blank First", NULL, NULL, NULL]),
+        student(&["2", "001", "Ok", "Short"]), // optional columns absent entirely
+        student(&["3", "001", "\r\n", "Only Newline", NULL, NULL, NULL]),
+        teacher(&["t1", "001", "T", NULL, NULL, NULL]),
+        section(&["001", "MATH", " ", "No section code"]),
+        section(&["001", "MATH", "1", "Ok"]),
+        enroll(&["001", "MATH", "1", NULL]),
+        enroll(&["001", "MATH", "1", "2"]),
+        roster(&[NULL, "MATH", "1", "t1"]),
+    ];
+    let built = build(&opts(Format::V1), &input);
+    assert_eq!(rows(&built, "School.csv"), table(&[&["001", "North"]]));
+    assert_eq!(
+        rows(&built, "Student.csv"),
+        table(&[&["2", "001", "Ok", "Short", "", ""]])
+    );
+    assert_eq!(
+        rows(&built, "StudentEnrollment.csv"),
+        table(&[&["001-MATH-1", "2"]])
+    );
+    assert_eq!(
+        built.drops(),
+        [
+            ("School.csv", DropReason::MissingValue, 2),
+            ("Section.csv", DropReason::MissingValue, 1),
+            ("Student.csv", DropReason::MissingValue, 2),
+            ("Teacher.csv", DropReason::MissingValue, 1),
+            ("StudentEnrollment.csv", DropReason::MissingValue, 1),
+            ("TeacherRoster.csv", DropReason::MissingValue, 1),
+        ]
+    );
+}
+
+#[test]
+fn duplicates_keep_first_in_sorted_order() {
+    let input = vec![
+        school(&["001", "North High"]),
+        school(&["001", "Alpha"]), // "Alpha" < "North High": this one is kept
+        school(&["002", "South"]),
+        student(&["007", "002", "Later", "School", NULL, NULL, NULL]),
+        student(&["007", "001", "Zed", "Kept", NULL, NULL, NULL]), // school 001 < 002
+        teacher(&["T1", "001", "Mary", "Major", NULL, NULL]),
+        teacher(&["T1", "001", "Mary", "Major", NULL, NULL]), // exact repeat
+        teacher(&["T1", "002", "Mary", "Major", NULL, NULL]), // another school: not a duplicate
+        section(&["001", "M", "1", "Zeta"]),
+        section(&["001", "M", "1", "Beta"]),
+        enroll(&["001", "M", "1", "007"]),
+        enroll(&["001", "M", "1", "007"]),
+        roster(&["001", "M", "1", "T1"]),
+        roster(&["001", "M", "1", "T1"]),
+        roster(&["001", "M", "1", "T1"]),
+    ];
+    let built = build(&opts(Format::V1), &input);
+    assert_eq!(
+        rows(&built, "School.csv"),
+        table(&[&["001", "Alpha"], &["002", "South"]])
+    );
+    assert_eq!(
+        rows(&built, "Section.csv"),
+        table(&[&["001-M-1", "001", "Beta"]])
+    );
+    assert_eq!(
+        rows(&built, "Student.csv"),
+        table(&[&["007", "001", "Zed", "Kept", "", ""]])
+    );
+    assert_eq!(rows(&built, "Teacher.csv").len(), 2);
+    assert_eq!(
+        rows(&built, "StudentEnrollment.csv"),
+        table(&[&["001-M-1", "007"]])
+    );
+    assert_eq!(
+        rows(&built, "TeacherRoster.csv"),
+        table(&[&["001-M-1", "T1"]])
+    );
+    assert_eq!(
+        built.drops(),
+        [
+            ("School.csv", DropReason::Duplicate, 1),
+            ("Section.csv", DropReason::Duplicate, 1),
+            ("Student.csv", DropReason::Duplicate, 1),
+            ("Teacher.csv", DropReason::Duplicate, 1),
+            ("StudentEnrollment.csv", DropReason::Duplicate, 1),
+            ("TeacherRoster.csv", DropReason::Duplicate, 2),
+        ]
+    );
+}
+
+#[test]
+fn a_valid_row_wins_over_an_invalid_duplicate() {
+    // The 008 row of school 001 sorts first, but its school is not selected: the 002 row wins.
+    let mut o = opts(Format::V1);
+    o.schools = vec!["002".into()];
+    let input = vec![
+        school(&["001", "A"]),
+        school(&["002", "B"]),
+        student(&["008", "001", "X", "Y", NULL, NULL, NULL]),
+        student(&["008", "002", "X", "Y", NULL, NULL, NULL]),
+    ];
+    let built = build(&o, &input);
+    assert_eq!(
+        rows(&built, "Student.csv"),
+        table(&[&["008", "002", "X", "Y", "", ""]])
+    );
+    assert_eq!(
+        built.drops(),
+        [
+            ("School.csv", DropReason::SchoolNotSelected, 1),
+            ("Student.csv", DropReason::SchoolNotSelected, 1),
+        ]
+    );
+}
+
+#[test]
+fn enrollment_with_both_references_broken_counts_once() {
+    let input = vec![
+        school(&["1", "S"]),
+        section(&["1", "C", "1", "Course"]),
+        student(&["s", "1", "A", "B", NULL, NULL, NULL]),
+        enroll(&["1", "NOPE", "1", "ghost"]),
+        roster(&["1", "NOPE", "1", "ghost"]),
+    ];
+    for format in [Format::V1, Format::V2] {
+        let built = build(&opts(format), &input);
+        let (enr, ros) = if format == Format::V1 {
+            ("StudentEnrollment.csv", "TeacherRoster.csv")
+        } else {
+            ("enrollments.csv", "enrollments.csv")
+        };
+        let mut expected = vec![(enr, DropReason::UnknownSection, 1)];
+        if enr == ros {
+            expected[0].2 = 2;
+        } else {
+            expected.push((ros, DropReason::UnknownSection, 1));
+        }
+        assert_eq!(built.drops(), expected.as_slice(), "{format:?}");
+    }
+}
+
+#[test]
+fn section_without_description_uses_course_code() {
+    let input = vec![
+        school(&["1", "S"]),
+        section(&["1", "BIO", "7", "   "]),
+        section(&["1", "CHEM", "2", NULL]),
+        section(&["1", "ART", "1", "Art\nHistory"]),
+    ];
+    let built = build(&opts(Format::V1), &input);
+    assert_eq!(
+        rows(&built, "Section.csv"),
+        table(&[
+            &["1-ART-1", "1", "Art History"],
+            &["1-BIO-7", "1", "BIO"],
+            &["1-CHEM-2", "1", "CHEM"]
+        ])
+    );
+    assert!(built.drops().is_empty());
+    assert!(
+        built
+            .warnings()
+            .iter()
+            .any(|w| w.starts_with("Section.csv: 2 section(s) have no course description")),
+        "{:?}",
+        built.warnings()
+    );
+    let built = build(&opts(Format::V2_1), &input);
+    assert!(
+        built
+            .warnings()
+            .iter()
+            .any(|w| w.starts_with("classes.csv: 2 section(s)"))
+    );
+    assert_eq!(rows(&built, "classes.csv")[1], ["1-BIO-7", "1", "BIO"]);
+}
+
+#[test]
+fn values_are_normalised_not_recased() {
+    let input = vec![
+        school(&["  Sch-01\t", "North\r\nHigh"]),
+        student(&[
+            "  007 ",
+            "Sch-01",
+            "a\rb",
+            "c\n\nd",
+            " MiXeD@Case.Example ",
+            "  p w  ",
+            " 9 ",
+        ]),
+        student(&[
+            "\u{a0}008",
+            "Sch-01",
+            "Crlf\r\n\r\nTwice",
+            "Nul\0Byte",
+            NULL,
+            NULL,
+            NULL,
+        ]),
+    ];
+    let built = build(&opts(Format::V2), &input);
+    assert_eq!(
+        rows(&built, "orgs.csv"),
+        table(&[&["Sch-01", "North High", "school"]])
+    );
+    assert_eq!(
+        rows(&built, "users.csv"),
+        table(&[
+            &[
+                "007",
+                "Sch-01",
+                "a b",
+                "c  d",
+                "MiXeD@Case.Example",
+                "p w",
+                "student",
+                "9"
+            ],
+            &[
+                "008",
+                "Sch-01",
+                "Crlf  Twice",
+                "Nul Byte",
+                "",
+                "",
+                "student",
+                ""
+            ],
+        ])
+    );
+    for f in built.files() {
+        let t = text(&built, f.name);
+        // Every line break in the files is a record terminator.
+        assert_eq!(
+            t.matches('\n').count(),
+            t.matches("\r\n").count(),
+            "{}",
+            f.name
+        );
+        assert_eq!(
+            t.matches('\r').count(),
+            t.matches("\r\n").count(),
+            "{}",
+            f.name
+        );
+    }
+}
+
+#[test]
+fn quoting_only_where_needed() {
+    let input = vec![
+        school(&["1", "Ecole Émile-Zola"]),
+        student(&[
+            "1",
+            "1",
+            "D'Arcy",
+            "Nuñez, \"Jr\"",
+            "darcy@x.example",
+            "p,w\"1",
+            NULL,
+        ]),
+    ];
+    let built = build(&opts(Format::V1), &input);
+    assert_eq!(
+        text(&built, "School.csv"),
+        "SIS ID,Name\r\n1,Ecole Émile-Zola\r\n"
+    );
+    assert_eq!(
+        text(&built, "Student.csv"),
+        "SIS ID,School SIS ID,First Name,Last Name,Username,Password\r\n\
+         1,1,D'Arcy,\"Nuñez, \"\"Jr\"\"\",darcy@x.example,\"p,w\"\"1\"\r\n"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shape of every file, every format
+
+#[test]
+fn empty_export_writes_exact_headers() {
+    let expected: [(Format, &[(&str, &str)]); 3] = [
+        (
+            Format::V1,
+            &[
+                ("School.csv", "SIS ID,Name"),
+                ("Section.csv", "SIS ID,School SIS ID,Section Name"),
+                (
+                    "Student.csv",
+                    "SIS ID,School SIS ID,First Name,Last Name,Username,Password",
+                ),
+                (
+                    "Teacher.csv",
+                    "SIS ID,School SIS ID,First Name,Last Name,Username,Password",
+                ),
+                ("StudentEnrollment.csv", "Section SIS ID,SIS ID"),
+                ("TeacherRoster.csv", "Section SIS ID,SIS ID"),
+                (
+                    "License.csv",
+                    "Display Name,User Principal Name,Account Sku Id",
+                ),
+            ],
+        ),
+        (
+            Format::V2,
+            &[
+                ("orgs.csv", "sourcedId,name,type"),
+                (
+                    "users.csv",
+                    "sourcedId,orgSourcedIds,givenName,familyName,username,password,role,grade",
+                ),
+                ("classes.csv", "sourcedId,orgSourcedId,title"),
+                ("enrollments.csv", "classSourcedId,userSourcedId,role"),
+            ],
+        ),
+        (
+            Format::V2_1,
+            &[
+                ("orgs.csv", "sourcedId,name,type"),
+                (
+                    "users.csv",
+                    "sourcedId,username,givenName,familyName,password",
+                ),
+                ("roles.csv", "userSourcedId,orgSourcedId,role"),
+                ("classes.csv", "sourcedId,orgSourcedId,title"),
+                ("enrollments.csv", "classSourcedId,userSourcedId,role"),
+            ],
+        ),
+    ];
+    for (format, files) in expected {
+        let mut o = opts(format);
+        o.license_file = true;
+        o.account_sku_id = "sku".into();
+        let built = build(&o, &[]);
+        let names: Vec<&str> = built.files().iter().map(|f| f.name).collect();
+        let want: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, want, "{format:?}");
+        for (name, header) in files {
+            let mut buf = Vec::new();
+            let n = built.write_file(name, &mut buf).unwrap();
+            assert_eq!(
+                buf,
+                format!("{header}\r\n").into_bytes(),
+                "{format:?} {name}"
+            );
+            assert_eq!(n, header.len() as u64 + 2);
+            assert_eq!(built.row_count(name), 0);
+        }
+        assert!(built.drops().is_empty());
+        assert!(built.warnings().is_empty(), "{:?}", built.warnings());
+    }
+}
+
+#[test]
+fn every_file_is_utf8_without_bom_and_crlf() {
+    for format in [Format::V1, Format::V2, Format::V2_1] {
+        let mut o = opts(format);
+        o.license_file = true;
+        o.account_sku_id = "sku".into();
+        let built = build(&o, &fixture());
+        for f in built.files() {
+            let mut buf = Vec::new();
+            built.write_file(f.name, &mut buf).unwrap();
+            assert!(!buf.starts_with(&[0xEF, 0xBB, 0xBF]), "{}", f.name);
+            let t = String::from_utf8(buf).unwrap();
+            assert!(t.ends_with("\r\n"));
+            assert_eq!(
+                t.matches('\n').count(),
+                t.matches("\r\n").count(),
+                "{}",
+                f.name
+            );
+            let parsed = parse(&t);
+            assert_eq!(
+                parsed.len() as u64,
+                built.row_count(f.name) + 1,
+                "{}",
+                f.name
+            );
+            assert!(
+                parsed.iter().all(|r| r.len() == f.header.len()),
+                "{}",
+                f.name
+            );
+            // Values are trimmed: no field starts or ends with white space.
+            assert!(parsed.iter().flatten().all(|v| v.trim() == v), "{}", f.name);
+        }
+    }
+}
+
+#[test]
+fn builder_and_built_cross_threads() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<Builder>();
+    send_sync::<Built>();
+    send_sync::<BuildError>();
+}
+
+#[test]
+fn file_kinds_match_format_files() {
+    for format in [Format::V1, Format::V2, Format::V2_1] {
+        for license in [false, true] {
+            let kinds: Vec<FileSpec> = FileKind::for_format(format, license)
+                .iter()
+                .map(|k| k.spec())
+                .collect();
+            assert_eq!(kinds, format.files(license), "{format:?} {license}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// v2 / v2.1
+
+#[test]
+fn v2_files() {
+    let built = build(&opts(Format::V2), &fixture());
+    assert_eq!(
+        text(&built, "orgs.csv"),
+        "sourcedId,name,type\r\n\
+         001,North High,school\r\n\
+         002,\"South Middle, Annex\",school\r\n\
+         003,\"East \"\"Tech\"\"\",school\r\n\
+         004,West,school\r\n"
+    );
+    assert_eq!(
+        text(&built, "users.csv"),
+        "sourcedId,orgSourcedIds,givenName,familyName,username,password,role,grade\r\n\
+         007,001,Zoë,O'Brien,Zoe.OBrien@north.example,pw-007,student,09\r\n\
+         0100,002,Anna,\"Smith, Jr.\",anna.smith@south.example,,student,10\r\n\
+         12,003,José,Line Break,,secret,student,\r\n\
+         5,004,Wes,Tern,wes@west.example,pw5,student,11\r\n\
+         T1,\"001,002\",Mary,Major,mary.major@north.example,tpw1,teacher,\r\n\
+         T2,003,Bob,\"Quote \"\"Q\"\"\",bob@east.example,,teacher,\r\n"
+    );
+    assert_eq!(
+        text(&built, "classes.csv"),
+        "sourcedId,orgSourcedId,title\r\n\
+         001-MATH-01,001,Algebra I\r\n\
+         002-ENG-A,002,ENG\r\n\
+         003-SCI-2,003,\"Physics, Honors\"\r\n\
+         004-ART-1,004,Drawing\r\n"
+    );
+    assert_eq!(
+        text(&built, "enrollments.csv"),
+        "classSourcedId,userSourcedId,role\r\n\
+         001-MATH-01,007,student\r\n\
+         001-MATH-01,0100,student\r\n\
+         001-MATH-01,T1,teacher\r\n\
+         002-ENG-A,0100,student\r\n\
+         002-ENG-A,T1,teacher\r\n\
+         003-SCI-2,12,student\r\n\
+         003-SCI-2,T1,teacher\r\n\
+         003-SCI-2,T2,teacher\r\n\
+         004-ART-1,5,student\r\n"
+    );
+    // Student and teacher drops land in the one users.csv / enrollments.csv.
+    assert_eq!(
+        built.drops(),
+        [
+            ("enrollments.csv", DropReason::UnknownSection, 1),
+            ("enrollments.csv", DropReason::UnknownUser, 2),
+        ]
+    );
+    assert_eq!(built.row_count("users.csv"), 6);
+    assert_eq!(built.row_count("enrollments.csv"), 9);
+    let w = built.warnings();
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("users.csv: 1 row(s) have a blank username")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter().any(|w| w.starts_with("classes.csv: 1 section(s)")),
+        "{w:?}"
+    );
+    assert_eq!(w.len(), 2, "{w:?}");
+}
+
+#[test]
+fn v2_teacher_fields_come_from_first_sorted_row() {
+    let input = vec![
+        school(&["A", "a"]),
+        school(&["B", "b"]),
+        school(&["C", "c"]),
+        teacher(&["t", "C", "Zed", "Late", "late@x.example", "p3"]),
+        teacher(&["t", "B", "Bea", "Second", "second@x.example", "p2"]),
+        teacher(&["t", "A", "Ann", "First", "first@x.example", "p1"]),
+    ];
+    let built = build(&opts(Format::V2), &input);
+    assert_eq!(
+        rows(&built, "users.csv"),
+        table(&[&[
+            "t",
+            "A,B,C",
+            "Ann",
+            "First",
+            "first@x.example",
+            "p1",
+            "teacher",
+            ""
+        ]])
+    );
+    let built = build(&opts(Format::V2_1), &input);
+    assert_eq!(
+        rows(&built, "users.csv"),
+        table(&[&["t", "first@x.example", "Ann", "First", "p1"]])
+    );
+    assert_eq!(
+        rows(&built, "roles.csv"),
+        table(&[
+            &["t", "A", "teacher"],
+            &["t", "B", "teacher"],
+            &["t", "C", "teacher"]
+        ])
+    );
+    // v1 keeps one row per school with that row's own fields.
+    let built = build(&opts(Format::V1), &input);
+    assert_eq!(
+        rows(&built, "Teacher.csv"),
+        table(&[
+            &["t", "A", "Ann", "First", "first@x.example", "p1"],
+            &["t", "B", "Bea", "Second", "second@x.example", "p2"],
+            &["t", "C", "Zed", "Late", "late@x.example", "p3"],
+        ])
+    );
+}
+
+#[test]
+fn v2_1_files() {
+    let built = build(&opts(Format::V2_1), &fixture());
+    let names: Vec<&str> = built.files().iter().map(|f| f.name).collect();
+    assert_eq!(
+        names,
+        [
+            "orgs.csv",
+            "users.csv",
+            "roles.csv",
+            "classes.csv",
+            "enrollments.csv"
+        ]
+    );
+    assert_eq!(
+        text(&built, "users.csv"),
+        "sourcedId,username,givenName,familyName,password\r\n\
+         007,Zoe.OBrien@north.example,Zoë,O'Brien,pw-007\r\n\
+         0100,anna.smith@south.example,Anna,\"Smith, Jr.\",\r\n\
+         12,,José,Line Break,secret\r\n\
+         5,wes@west.example,Wes,Tern,pw5\r\n\
+         T1,mary.major@north.example,Mary,Major,tpw1\r\n\
+         T2,bob@east.example,Bob,\"Quote \"\"Q\"\"\",\r\n"
+    );
+    assert_eq!(
+        text(&built, "roles.csv"),
+        "userSourcedId,orgSourcedId,role\r\n\
+         007,001,student\r\n\
+         0100,002,student\r\n\
+         12,003,student\r\n\
+         5,004,student\r\n\
+         T1,001,teacher\r\n\
+         T1,002,teacher\r\n\
+         T2,003,teacher\r\n"
+    );
+    let v2 = build(&opts(Format::V2), &fixture());
+    for f in ["orgs.csv", "classes.csv", "enrollments.csv"] {
+        assert_eq!(text(&built, f), text(&v2, f), "{f}");
+    }
+    assert_eq!(built.row_count("roles.csv"), 7);
+}
+
+#[test]
+fn v2_1_warns_about_usernames_without_domain() {
+    let mut o = opts(Format::V2_1);
+    o.username = UsernameRule::EmailLocalPart;
+    let built = build(&o, &fixture());
+    let w = built.warnings();
+    // 007, 0100, 5, T1, T2 have a local part; 12 has no email at all.
+    assert!(
+        w.iter().any(
+            |w| w.starts_with("users.csv: 5 username(s) are not a full user@domain name")
+                && w.contains("email-local-part")
+        ),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("users.csv: 1 row(s) have a blank username")),
+        "{w:?}"
+    );
+    // v2 and v1 do not require a domain.
+    o.format = Format::V2;
+    assert!(
+        !build(&o, &fixture())
+            .warnings()
+            .iter()
+            .any(|w| w.contains("user@domain"))
+    );
+    // Full emails: no domain warning.
+    assert!(
+        !build(&opts(Format::V2_1), &fixture())
+            .warnings()
+            .iter()
+            .any(|w| w.contains("user@domain"))
+    );
+}
+
+#[test]
+fn id_prefixes_apply_everywhere_in_v2() {
+    let mut o = opts(Format::V2);
+    o.student_id_prefix = "S-".into();
+    o.teacher_id_prefix = "T-".into();
+    let built = build(&o, &fixture());
+    let ids: Vec<String> = rows(&built, "users.csv")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(ids, ["S-007", "S-0100", "S-12", "S-5", "T-T1", "T-T2"]);
+    assert_eq!(
+        rows(&built, "enrollments.csv")[..3],
+        table(&[
+            &["001-MATH-01", "S-007", "student"],
+            &["001-MATH-01", "S-0100", "student"],
+            &["001-MATH-01", "T-T1", "teacher"],
+        ])
+    );
+    // v1 has separate files and no prefixes.
+    o.format = Format::V1;
+    let built = build(&o, &fixture());
+    assert_eq!(rows(&built, "Student.csv")[0][0], "007");
+}
+
+#[test]
+fn prefixes_that_reorder_users_still_sort_the_files() {
+    // "T1" < "z007": with a student prefix "z" the teachers come first.
+    let mut o = opts(Format::V2_1);
+    o.student_id_prefix = "z".into();
+    let built = build(&o, &fixture());
+    let ids: Vec<String> = rows(&built, "users.csv")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(ids, ["T1", "T2", "z007", "z0100", "z12", "z5"]);
+    let roles: Vec<(String, String)> = rows(&built, "roles.csv")
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("T1", "001"),
+            ("T1", "002"),
+            ("T2", "003"),
+            ("z007", "001"),
+            ("z0100", "002"),
+            ("z12", "003"),
+            ("z5", "004")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert_eq!(
+        rows(&built, "enrollments.csv"),
+        table(&[
+            &["001-MATH-01", "T1", "teacher"],
+            &["001-MATH-01", "z007", "student"],
+            &["001-MATH-01", "z0100", "student"],
+            &["002-ENG-A", "T1", "teacher"],
+            &["002-ENG-A", "z0100", "student"],
+            &["003-SCI-2", "T1", "teacher"],
+            &["003-SCI-2", "T2", "teacher"],
+            &["003-SCI-2", "z12", "student"],
+            &["004-ART-1", "z5", "student"],
+        ])
+    );
+}
+
+#[test]
+fn shared_user_id_is_an_error_cured_by_a_prefix() {
+    let input = vec![
+        school(&["1", "S"]),
+        student(&["42", "1", "Stu", "Dent", "stu@x.example", NULL, NULL]),
+        teacher(&["42", "1", "Tea", "Cher", "tea@x.example", NULL]),
+        section(&["1", "C", "1", "Course"]),
+        enroll(&["1", "C", "1", "42"]),
+        roster(&["1", "C", "1", "42"]),
+    ];
+    for format in [Format::V2, Format::V2_1] {
+        match try_build(&opts(format), &input) {
+            Err(BuildError::SharedUserId { id }) => assert_eq!(id, "42"),
+            Err(e) => panic!("{format:?}: unexpected {e}"),
+            Ok(_) => panic!("{format:?}: shared ID not detected"),
+        }
+        let mut o = opts(format);
+        o.teacher_id_prefix = "t".into();
+        let built = build(&o, &input);
+        let ids: Vec<String> = rows(&built, "users.csv")
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+        assert_eq!(ids, ["42", "t42"]);
+        assert_eq!(
+            rows(&built, "enrollments.csv"),
+            table(&[&["1-C-1", "42", "student"], &["1-C-1", "t42", "teacher"]])
+        );
+    }
+    // v1 keeps students and teachers in separate files: no conflict.
+    let built = build(&opts(Format::V1), &input);
+    assert_eq!(rows(&built, "Student.csv")[0][0], "42");
+    assert_eq!(rows(&built, "Teacher.csv")[0][0], "42");
+}
+
+#[test]
+fn shared_user_id_after_prefixing() {
+    let input = vec![
+        school(&["1", "S"]),
+        student(&["T1", "1", "A", "B", NULL, NULL, NULL]),
+        teacher(&["1", "1", "C", "D", NULL, NULL]),
+    ];
+    let mut o = opts(Format::V2_1);
+    o.teacher_id_prefix = "T".into();
+    match try_build(&o, &input) {
+        Err(BuildError::SharedUserId { id }) => assert_eq!(id, "T1"),
+        other => panic!("expected SharedUserId, got {:?}", other.err()),
+    }
+    // Only exported users count: with the teacher's school deselected there is no conflict.
+    let input = vec![
+        school(&["1", "S"]),
+        school(&["2", "S2"]),
+        student(&["9", "1", "A", "B", NULL, NULL, NULL]),
+        teacher(&["9", "2", "C", "D", NULL, NULL]),
+    ];
+    let mut o = opts(Format::V2);
+    o.schools = vec!["1".into()];
+    assert!(try_build(&o, &input).is_ok());
+}
+
+#[test]
+fn duplicate_usernames_are_counted_not_dropped() {
+    let input = vec![
+        school(&["1", "S"]),
+        school(&["2", "S2"]),
+        student(&["a", "1", "A", "A", "Same@x.example", NULL, NULL]),
+        student(&["b", "1", "B", "B", "same@X.example", NULL, NULL]),
+        student(&["c", "1", "C", "C", "other@x.example", NULL, NULL]),
+        // One teacher in two schools is one user, not a duplicate.
+        teacher(&["t", "1", "T", "T", "teach@x.example", NULL]),
+        teacher(&["t", "2", "T", "T", "teach@x.example", NULL]),
+        // A teacher with a student's address is.
+        teacher(&["u", "1", "U", "U", "other@x.example", NULL]),
+    ];
+    for format in [Format::V1, Format::V2, Format::V2_1] {
+        let built = build(&opts(format), &input);
+        let w = built.warnings();
+        let shared: Vec<&String> = w
+            .iter()
+            .filter(|w| w.contains("already used by another user"))
+            .collect();
+        assert_eq!(shared.len(), 1, "{format:?} {w:?}");
+        assert!(shared[0].contains(": 2 user(s)"), "{format:?} {w:?}");
+        assert!(built.drops().is_empty());
+    }
+    let built = build(&opts(Format::V1), &input);
+    assert_eq!(rows(&built, "Student.csv").len(), 3);
+    assert_eq!(rows(&built, "Teacher.csv").len(), 3);
+}
+
+#[test]
+fn v2_drops_of_students_and_teachers_add_up_in_users_csv() {
+    let input = vec![
+        school(&["1", "S"]),
+        student(&["a", "1", NULL, "A", NULL, NULL, NULL]),
+        teacher(&["t", "1", "T", " ", NULL, NULL]),
+        student(&["b", "9", "B", "B", NULL, NULL, NULL]),
+        teacher(&["u", "9", "U", "U", NULL, NULL]),
+    ];
+    let built = build(&opts(Format::V2), &input);
+    assert_eq!(
+        built.drops(),
+        [
+            ("users.csv", DropReason::MissingValue, 2),
+            ("users.csv", DropReason::UnknownSchool, 2)
+        ]
+    );
+}
+
+#[test]
+fn warnings_carry_no_personal_data() {
+    let mut o = opts(Format::V2_1);
+    o.username = UsernameRule::EmailLocalPart;
+    o.schools = vec!["1".into(), "404".into()];
+    let input = vec![
+        school(&["1", "Secret School Name"]),
+        student(&[
+            "s1",
+            "1",
+            "Firstname",
+            "Lastname",
+            "dup@private.example",
+            "Password1",
+            "7",
+        ]),
+        student(&[
+            "s2",
+            "1",
+            "Other",
+            "Person",
+            "dup@private.example",
+            "Password2",
+            NULL,
+        ]),
+        student(&["s3", "1", "Noemail", "Person", NULL, NULL, NULL]),
+        section(&["1", "COURSECODE", "1", NULL]),
+    ];
+    let built = build(&o, &input);
+    assert!(built.warnings().len() >= 4, "{:?}", built.warnings());
+    for w in built.warnings() {
+        for secret in [
+            "Secret",
+            "Firstname",
+            "Lastname",
+            "Other",
+            "Person",
+            "Noemail",
+            "dup",
+            "private",
+            "Password",
+            "s1",
+            "s2",
+            "s3",
+            "COURSECODE",
+            "404",
+        ] {
+            assert!(!w.contains(secret), "{w:?} contains {secret:?}");
+        }
+    }
+}
+
+#[test]
+fn row_limit_warning() {
+    let files = [
+        format::V1_SCHOOL,
+        format::V1_STUDENT,
+        format::V1_STUDENT_ENROLLMENT,
+    ];
+    let w = row_limit_warnings(&files, &[2, 3, 1], 2);
+    assert_eq!(
+        w,
+        ["Student.csv: 3 rows exceed Microsoft's limit of 2 rows per file"]
+    );
+    assert_eq!(SDS_ROW_LIMIT, 2_000_000);
+    assert!(row_limit_warnings(&files, &[2_000_000, 0, 0], SDS_ROW_LIMIT).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Order independence
+
+/// A deterministic shuffle (xorshift), so the test needs no random crate and always reproduces.
+fn shuffled<T: Clone>(items: &[T], mut seed: u64) -> Vec<T> {
+    let mut v = items.to_vec();
+    for i in (1..v.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        v.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+/// The fixture plus conflicting duplicates whose survivor depends on the sort, not on order.
+fn fixture_with_conflicts() -> Vec<Record> {
+    let mut v = fixture();
+    v.extend([
+        school(&["001", "Alpha Campus"]),
+        student(&[
+            "007",
+            "003",
+            "Zoë",
+            "Other School",
+            "zoe2@north.example",
+            "x",
+            "10",
+        ]),
+        student(&[
+            "0100",
+            "002",
+            "Anna",
+            "Smith, Jr.",
+            "anna.smith@south.example",
+            "late-pw",
+            "10",
+        ]),
+        teacher(&["T2", "003", "Bob", "Alternative", "bob2@east.example", NULL]),
+        section(&["001", "MATH", "01", "Algebra 1 (dup)"]),
+        enroll(&["001", "MATH", "01", "007"]),
+        roster(&["003", "SCI", "2", "T2"]),
+    ]);
+    v
+}
+
+fn all_bytes(built: &Built) -> Vec<(String, Vec<u8>)> {
+    built
+        .files()
+        .iter()
+        .map(|f| {
+            let mut buf = Vec::new();
+            built.write_file(f.name, &mut buf).unwrap();
+            (f.name.to_string(), buf)
+        })
+        .collect()
+}
+
+#[test]
+fn output_does_not_depend_on_input_order() {
+    let base = fixture_with_conflicts();
+    let mut reversed = base.clone();
+    reversed.reverse();
+    let mut doubled = shuffled(&base, 7);
+    doubled.extend(shuffled(&base, 99));
+    let orders = [
+        reversed,
+        shuffled(&base, 1),
+        shuffled(&base, 0x5eed),
+        doubled,
+    ];
+    for format in [Format::V1, Format::V2, Format::V2_1] {
+        let mut o = opts(format);
+        o.license_file = true;
+        o.account_sku_id = "sku".into();
+        o.student_id_prefix = "s".into();
+        let reference = build(&o, &base);
+        let want = all_bytes(&reference);
+        for (n, input) in orders.iter().enumerate() {
+            let built = build(&o, input);
+            assert_eq!(all_bytes(&built), want, "{format:?}, order #{n}");
+            if n < 3 {
+                // Same multiset of records: the same drops and warnings too.
+                assert_eq!(built.drops(), reference.drops(), "{format:?}, order #{n}");
+                assert_eq!(
+                    built.warnings(),
+                    reference.warnings(),
+                    "{format:?}, order #{n}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn conflicting_duplicates_resolve_by_content() {
+    let built = build(&opts(Format::V1), &fixture_with_conflicts());
+    // "001\0Alpha Campus" < "001\0North High".
+    assert_eq!(rows(&built, "School.csv")[0], ["001", "Alpha Campus"]);
+    // Student 007: school "001" < "003". Student 0100: blank password < "late-pw".
+    let students = rows(&built, "Student.csv");
+    assert_eq!(
+        students[0],
+        [
+            "007",
+            "001",
+            "Zoë",
+            "O'Brien",
+            "Zoe.OBrien@north.example",
+            "pw-007"
+        ]
+    );
+    assert_eq!(
+        students[1],
+        [
+            "0100",
+            "002",
+            "Anna",
+            "Smith, Jr.",
+            "anna.smith@south.example",
+            ""
+        ]
+    );
+    // Teacher T2/003: "Alternative" < "Quote \"Q\"".
+    assert_eq!(rows(&built, "Teacher.csv")[2][3], "Alternative");
+    // Section 001-MATH-01: "Algebra 1 (dup)" < "Algebra I".
+    assert_eq!(
+        rows(&built, "Section.csv")[0],
+        ["001-MATH-01", "001", "Algebra 1 (dup)"]
+    );
+    assert_eq!(
+        built.drops(),
+        [
+            ("School.csv", DropReason::Duplicate, 1),
+            ("Section.csv", DropReason::Duplicate, 1),
+            ("Student.csv", DropReason::Duplicate, 2),
+            ("Teacher.csv", DropReason::Duplicate, 1),
+            ("StudentEnrollment.csv", DropReason::Duplicate, 1),
+            ("StudentEnrollment.csv", DropReason::UnknownSection, 1),
+            ("StudentEnrollment.csv", DropReason::UnknownUser, 1),
+            ("TeacherRoster.csv", DropReason::Duplicate, 1),
+            ("TeacherRoster.csv", DropReason::UnknownUser, 1),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+#[test]
+fn clean_rules() {
+    assert_eq!(clean("  007 "), "007");
+    assert_eq!(clean("a\r\nb"), "a b");
+    assert_eq!(clean("a\rb\nc"), "a b c");
+    assert_eq!(clean("a\n\r\nb"), "a  b");
+    assert_eq!(clean("\r\n x \r\n"), "x");
+    assert_eq!(clean("\0x\0"), "x");
+    assert_eq!(clean("MiXeD"), "MiXeD");
+    assert_eq!(clean(" \t\r\n "), "");
+}
+
+#[test]
+fn contract_positions_used_by_push() {
+    let names = |e: Entity| e.columns().iter().map(|c| c.name).collect::<Vec<_>>();
+    assert_eq!(names(Entity::Schools), ["school_id", "name"]);
+    assert_eq!(
+        names(Entity::Students),
+        [
+            "student_id",
+            "school_id",
+            "first_name",
+            "last_name",
+            "email",
+            "password",
+            "grade"
+        ]
+    );
+    assert_eq!(
+        names(Entity::Teachers),
+        [
+            "teacher_id",
+            "school_id",
+            "first_name",
+            "last_name",
+            "email",
+            "password"
+        ]
+    );
+    assert_eq!(
+        names(Entity::Sections),
+        [
+            "school_id",
+            "course_code",
+            "section_code",
+            "course_description"
+        ]
+    );
+    assert_eq!(
+        names(Entity::StudentEnrollments),
+        ["school_id", "course_code", "section_code", "student_id"]
+    );
+    assert_eq!(
+        names(Entity::TeacherRosters),
+        ["school_id", "course_code", "section_code", "teacher_id"]
+    );
+}
+
+/// Scale check, run by hand (alone, since it reads the process's peak memory):
+/// `cargo test -p sds-core --release --lib -- --ignored scale --nocapture`.
+/// A district of a million students with 7.5 enrollments each must build in well under 256 MB.
+#[test]
+#[ignore]
+fn scale_one_million_students() {
+    fn status(key: &str) -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap_or("");
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|kb| kb.parse().ok())
+            .unwrap_or(0)
+    }
+    let schools = 200u32;
+    let students = 1_000_000u32;
+    let sections_per_school = 500usize;
+    let mut b = Builder::new(opts(Format::V2_1));
+    for s in 0..schools {
+        b.push(
+            Entity::Schools,
+            vec![Some(format!("S{s:03}")), Some(format!("School {s}"))],
+        );
+        for c in 0..sections_per_school {
+            let section = [
+                format!("S{s:03}"),
+                format!("C{c:03}"),
+                "01".into(),
+                format!("Course {c}"),
+            ];
+            b.push(Entity::Sections, section.map(Some).to_vec());
+        }
+    }
+    let mut enrollments = 0u64;
+    for i in 0..students {
+        let school = format!("S{:03}", i % schools);
+        let id = format!("{i:07}");
+        let student = [
+            id.clone(),
+            school.clone(),
+            format!("First{i}"),
+            format!("Last{i}"),
+            format!("student{i}@district.example.org"),
+            format!("pw{i}"),
+            format!("{}", i % 12 + 1),
+        ];
+        b.push(Entity::Students, student.map(Some).to_vec());
+        // 7 or 8 sections each: 7.5 million enrollment rows.
+        for k in 0..(7 + (i % 2) as usize) {
+            let c = (i as usize * 31 + k * 97) % sections_per_school;
+            let row = [school.clone(), format!("C{c:03}"), "01".into(), id.clone()];
+            b.push(Entity::StudentEnrollments, row.map(Some).to_vec());
+            enrollments += 1;
+        }
+    }
+    println!(
+        "after push: RSS {} kB, peak {} kB",
+        status("VmRSS"),
+        status("VmHWM")
+    );
+    let built = b.finish().unwrap();
+    println!(
+        "after finish: RSS {} kB, peak {} kB",
+        status("VmRSS"),
+        status("VmHWM")
+    );
+    let mut bytes = 0;
+    for f in built.files() {
+        bytes += built.write_file(f.name, io::sink()).unwrap();
+    }
+    let peak = status("VmHWM");
+    println!("rows {}, bytes {bytes}, peak {peak} kB", built.total_rows());
+    assert_eq!(enrollments, 7_500_000);
+    assert_eq!(built.row_count("users.csv"), u64::from(students));
+    assert_eq!(built.row_count("enrollments.csv"), enrollments);
+    assert!(built.drops().is_empty(), "{:?}", built.drops());
+    assert!(peak < 200 * 1024, "peak {peak} kB");
+}

@@ -1,0 +1,20 @@
+//! sds-core owns what an SDS export *is*: the source contract (entities and their columns), the
+//! export options, the file layouts of SDS v1 / v2 / v2.1, building the files from records,
+//! validation and integrity checks, CSV writing, fingerprints and diffs.
+//!
+//! Architecture invariant: this crate does no I/O other than writing to a `std::io::Write` (and
+//! reading back through a `std::io::Read` for diffs). Output is a pure function of
+//! (records, options): the same input in any order gives byte-identical files.
+
+pub mod contract;
+pub mod options;
+pub mod format;
+pub mod csvout;
+pub mod build;
+
+pub use contract::{Entity, ContractColumn};
+pub use options::{ExportOptions, Format, UsernameRule};
+pub use format::FileSpec;
+pub use build::{Builder, Built, DropReason, BuildError};
+pub mod diff;
+pub mod guard;
