@@ -1,0 +1,266 @@
+//! sds-source owns reading the SIS: one sqlx pool (PostgreSQL, MySQL/MariaDB or SQLite, chosen by
+//! URL) and one query per entity of the source contract, whose values it turns into text the same
+//! way on every database.
+//!
+//! Architecture invariant: the SIS is read-only (connections are opened read-only where the
+//! database allows it, and only the configured SELECTs are run); this crate knows nothing of
+//! SDS formats; nothing secret appears in its errors or logs.
+//!
+//! Modules: `connect` (URL → pool, read-only sessions, the embedded demo SIS), `plan` (result
+//! columns → contract columns), `render` (database values → text; its module doc has the table
+//! of what each type prints as), `queries` (the default query of each entity).
+
+mod connect;
+mod error;
+mod plan;
+mod queries;
+mod render;
+
+pub use error::{QueryName, SourceError};
+pub use queries::default_query;
+
+use connect::Pools;
+use error::{Scrubber, database_message};
+use futures_util::TryStreamExt;
+use plan::Plan;
+use render::Backend;
+use sds_core::Entity;
+use secrecy::SecretString;
+use sqlx::{AssertSqlSafe, Executor, IntoArguments, Pool, Row, SqlSafeStr, Statement};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tracing::debug;
+
+/// What `[source]` says, already resolved (password from `password_file` or env).
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// `postgres://`, `mysql://`/`mariadb://`, `sqlite://`, or `demo:` (embedded demo SIS).
+    pub url: String,
+    /// Overrides any password in the URL. Never logged.
+    pub password: Option<SecretString>,
+    /// Admin-written queries by entity; missing entities use the reference-schema defaults.
+    pub queries: BTreeMap<Entity, String>,
+    /// How long to wait for a connection, at connect and whenever a query needs one.
+    pub connect_timeout: Duration,
+}
+
+impl SourceConfig {
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// A config for `url` with no password override, the default queries and timeout.
+    pub fn new(url: impl Into<String>) -> SourceConfig {
+        SourceConfig {
+            url: url.into(),
+            ..SourceConfig::default()
+        }
+    }
+}
+
+impl Default for SourceConfig {
+    fn default() -> SourceConfig {
+        SourceConfig {
+            url: String::new(),
+            password: None,
+            queries: BTreeMap::new(),
+            connect_timeout: SourceConfig::DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
+/// A connected, read-only SIS. Cheap to share by reference; [`Source::close`] ends its pool.
+#[derive(Debug)]
+pub struct Source {
+    pools: Pools,
+    target: String,
+    queries: BTreeMap<Entity, String>,
+    scrubber: Scrubber,
+}
+
+impl Source {
+    /// Opens the SIS named by `cfg.url` and proves one connection works.
+    ///
+    /// Errors: [`SourceError::InvalidUrl`] for an unknown scheme or a malformed URL,
+    /// [`SourceError::Connect`] when the database cannot be reached or refuses the login (naming
+    /// backend, host, port, database and user, and what to check), [`SourceError::Demo`] when
+    /// the embedded demo SIS does not load.
+    pub async fn connect(cfg: &SourceConfig) -> Result<Source, SourceError> {
+        let connected = connect::connect(cfg).await?;
+        debug!(source = %connected.target, "connected to the SIS");
+        Ok(Source {
+            pools: connected.pools,
+            target: connected.target,
+            queries: cfg.queries.clone(),
+            scrubber: connected.scrubber,
+        })
+    }
+
+    /// Runs the entity's query and hands each row to `sink`, values in `entity.columns()`
+    /// order (None = NULL or an optional column the query does not return). Rows stream:
+    /// memory does not grow with the number of rows. Returns the number of rows read.
+    ///
+    /// The contract columns are checked before the first row (from the prepared statement), so
+    /// a query that returns no rows is checked too. Errors: [`SourceError::MissingColumn`],
+    /// [`SourceError::DuplicateColumn`], [`SourceError::UnsupportedType`],
+    /// [`SourceError::Value`], [`SourceError::Query`] (the database's message), and
+    /// [`SourceError::EmptyQuery`]. Rows already handed to `sink` stay handed; on error the
+    /// caller should discard them.
+    pub async fn read<F>(&self, entity: Entity, mut sink: F) -> Result<u64, SourceError>
+    where
+        F: FnMut(Vec<Option<String>>),
+    {
+        let (sql, query) = self.query(entity)?;
+        let started = Instant::now();
+        let rows = self.run(query, sql, &mut sink).await?;
+        debug!(
+            entity = entity.key(),
+            custom_query = query.custom,
+            rows,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "read SIS query"
+        );
+        Ok(rows)
+    }
+
+    /// Runs the entity's query with a small LIMIT and proves it returns the contract columns.
+    /// Changes nothing. Errors as for [`Source::read`].
+    pub async fn probe(&self, entity: Entity) -> Result<(), SourceError> {
+        let (sql, query) = self.query(entity)?;
+        // A derived table with LIMIT is understood by PostgreSQL, MySQL/MariaDB and SQLite
+        // alike, whatever the query itself looks like (joins, CTEs, ORDER BY).
+        let wrapped = format!("SELECT * FROM ({sql}) AS q LIMIT 5");
+        let started = Instant::now();
+        let rows = self.run(query, wrapped, &mut |_| ()).await?;
+        debug!(
+            entity = entity.key(),
+            custom_query = query.custom,
+            rows,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "probed SIS query"
+        );
+        Ok(())
+    }
+
+    /// Where the data comes from, without credentials: `postgres://127.0.0.1:5432/sis`,
+    /// `mysql://db:3306/sis`, `sqlite:///var/lib/sis.db`, `demo (embedded SQLite)`.
+    pub fn describe(&self) -> String {
+        self.target.clone()
+    }
+
+    /// Closes the pool's connections (waits for running queries to end).
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Postgres(p) => p.close().await,
+            Pools::MySql(p) => p.close().await,
+            Pools::Sqlite(p) => p.close().await,
+        }
+    }
+
+    /// The SQL to run for `entity` and how to name it in errors.
+    fn query(&self, entity: Entity) -> Result<(String, QueryName), SourceError> {
+        let (text, custom) = match self.queries.get(&entity) {
+            Some(q) => (q.as_str(), true),
+            None => (default_query(entity), false),
+        };
+        let query = QueryName { entity, custom };
+        let sql = trim_sql(text);
+        if sql.is_empty() {
+            return Err(SourceError::EmptyQuery { query });
+        }
+        Ok((sql.to_owned(), query))
+    }
+
+    async fn run<F>(&self, query: QueryName, sql: String, sink: &mut F) -> Result<u64, SourceError>
+    where
+        F: FnMut(Vec<Option<String>>),
+    {
+        match &self.pools {
+            Pools::Postgres(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
+            Pools::MySql(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
+            Pools::Sqlite(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
+        }
+    }
+}
+
+/// Removes trailing `;` and blanks: drivers that prepare statements reject a trailing `;`
+/// after a derived table (`probe`), and some reject it outright.
+fn trim_sql(sql: &str) -> &str {
+    sql.trim()
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+}
+
+/// Prepares `sql` to check the contract (works for an empty result too), then streams the rows
+/// into `sink` one by one.
+async fn stream<DB, F>(
+    pool: &Pool<DB>,
+    query: QueryName,
+    sql: String,
+    scrubber: &Scrubber,
+    sink: &mut F,
+) -> Result<u64, SourceError>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    F: FnMut(Vec<Option<String>>),
+{
+    let failed = |e: sqlx::Error| SourceError::Query {
+        query,
+        backend: DB::LABEL,
+        message: scrubber.scrub(database_message(&e)),
+    };
+
+    let statement = pool
+        .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
+        .await
+        .map_err(failed)?;
+    let mut plan = Plan::build::<DB>(query, statement.columns())?;
+    drop(statement);
+
+    let mut rows = sqlx::query::<DB>(AssertSqlSafe(sql)).fetch(pool);
+    let mut count: u64 = 0;
+    while let Some(row) = rows.try_next().await.map_err(failed)? {
+        if count == 0 {
+            // The rows' own column metadata is what their values are decoded with; some
+            // servers describe a prepared statement slightly differently from its results.
+            plan = Plan::build::<DB>(query, row.columns())?;
+        }
+        count += 1;
+        sink(plan.read::<DB>(query, &row, count)?);
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_semicolons_and_blanks_are_removed() {
+        assert_eq!(trim_sql("  SELECT 1 ;\n ; \n"), "SELECT 1");
+        assert_eq!(trim_sql("SELECT ';'"), "SELECT ';'");
+        assert_eq!(trim_sql(" ;; "), "");
+    }
+
+    /// The daemon runs reads inside spawned tasks: the futures must be `Send` when the sink is.
+    #[allow(dead_code)]
+    fn futures_are_send(source: &Source) {
+        fn send<T: Send>(_: T) {}
+        send(source.read(Entity::Schools, |_| ()));
+        send(source.probe(Entity::Schools));
+        send(Source::connect(&SourceConfig::default()));
+    }
+
+    #[test]
+    fn query_names_say_where_to_fix_them() {
+        let custom = QueryName {
+            entity: Entity::Students,
+            custom: true,
+        };
+        assert_eq!(custom.to_string(), "query `[source.queries] students`");
+        let default = QueryName {
+            entity: Entity::Students,
+            custom: false,
+        };
+        assert!(default.to_string().contains("[source.queries] students"));
+    }
+}

@@ -1,0 +1,100 @@
+//! Maps a query's result columns onto the entity's contract columns, once per query, and reads
+//! each row through that map.
+//!
+//! Names match case-insensitively (SQL folds or keeps case differently per database). A missing
+//! required column is an error that lists what the query did return; a missing optional column
+//! reads as NULL; extra columns are ignored and never decoded, so their types do not matter.
+
+use crate::error::{QueryName, SourceError};
+use crate::render::{Backend, Kind};
+use sqlx::{Column, TypeInfo};
+
+/// Where each contract column comes from, in contract order.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    slots: Vec<Option<Slot>>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    index: usize,
+    /// The result column's name as the query spells it, for messages.
+    column: String,
+    type_name: String,
+    kind: Kind,
+}
+
+impl Plan {
+    /// Checks that `columns` (from the prepared statement or a row) carry the contract of
+    /// `query.entity`, each in a type this crate can read.
+    pub(crate) fn build<DB: Backend>(
+        query: QueryName,
+        columns: &[DB::Column],
+    ) -> Result<Plan, SourceError> {
+        let mut slots = Vec::with_capacity(query.entity.columns().len());
+        for contract in query.entity.columns() {
+            let mut found = columns
+                .iter()
+                .filter(|c| c.name().eq_ignore_ascii_case(contract.name));
+            let Some(column) = found.next() else {
+                if contract.optional {
+                    slots.push(None);
+                    continue;
+                }
+                return Err(SourceError::MissingColumn {
+                    query,
+                    column: contract.name,
+                    returned: columns.iter().map(|c| c.name().to_owned()).collect(),
+                });
+            };
+            if found.next().is_some() {
+                return Err(SourceError::DuplicateColumn {
+                    query,
+                    column: contract.name,
+                });
+            }
+            let type_name = column.type_info().name().to_owned();
+            let Some(kind) = DB::kind(column.type_info()) else {
+                return Err(SourceError::UnsupportedType {
+                    query,
+                    backend: DB::LABEL,
+                    column: column.name().to_owned(),
+                    cast: DB::cast_hint(column.name()),
+                    type_name,
+                });
+            };
+            slots.push(Some(Slot {
+                index: column.ordinal(),
+                column: column.name().to_owned(),
+                type_name,
+                kind,
+            }));
+        }
+        Ok(Plan { slots })
+    }
+
+    /// The row's values in contract order. `row_number` counts from 1, for messages.
+    pub(crate) fn read<DB: Backend>(
+        &self,
+        query: QueryName,
+        row: &DB::Row,
+        row_number: u64,
+    ) -> Result<Vec<Option<String>>, SourceError> {
+        self.slots
+            .iter()
+            .map(|slot| match slot {
+                None => Ok(None),
+                Some(slot) => {
+                    DB::render(row, slot.index, slot.kind).map_err(|e| SourceError::Value {
+                        query,
+                        column: slot.column.clone(),
+                        type_name: slot.type_name.clone(),
+                        row: row_number,
+                        message: e.to_string(),
+                        cast: DB::cast_hint(&slot.column),
+                    })
+                }
+            })
+            .collect()
+    }
+}
