@@ -1,0 +1,842 @@
+//! Behaviour of the state directory: open/migrate, publish, crash recovery at every publish step,
+//! hold/approve/supersede, pruning, the lock, the outbox and run history.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::{Duration, Utc};
+use sds_store::{
+    DeliveryFailure, FailPoint, FileChanges, FileManifest, JobStatus, RunOutcome, SnapshotId, SnapshotStatus,
+    Store, StoreError, StoreOptions,
+};
+
+fn state_dir(tmp: &tempfile::TempDir) -> PathBuf {
+    // A path that does not exist yet, two levels deep: open must create it.
+    tmp.path().join("var").join("state")
+}
+
+async fn open(dir: &Path, keep: usize) -> Store {
+    Store::open(dir, keep).await.expect("open store")
+}
+
+async fn open_failing(dir: &Path, point: FailPoint) -> Store {
+    Store::open_with(
+        dir,
+        StoreOptions {
+            keep_snapshots: 10,
+            fail_point: Some(point),
+        },
+    )
+    .await
+    .expect("open store")
+}
+
+/// Writes `files` (name, content) into a new staging folder and returns it with its manifest.
+fn stage(store: &Store, files: &[(&str, &str)]) -> (sds_store::Staging, Vec<FileManifest>) {
+    let staging = store.new_staging().expect("new staging");
+    let manifest = files
+        .iter()
+        .map(|(name, content)| {
+            fs::write(staging.path().join(name), content).expect("write staged file");
+            FileManifest {
+                name: name.to_string(),
+                rows: content.matches("\r\n").count().saturating_sub(1) as u64,
+                bytes: content.len() as u64,
+                hash: format!("hash-of-{name}-{}", content.len()),
+                license: *name == "License.csv",
+                // Distinct per file so a mix-up between files or columns shows.
+                changes: (*name != "License.csv").then_some(FileChanges {
+                    added: content.len() as u64,
+                    removed: 2,
+                    changed: 3,
+                }),
+            }
+        })
+        .collect();
+    (staging, manifest)
+}
+
+/// A two-file export whose content depends on `tag`.
+fn export(tag: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("School.csv", format!("SIS ID,Name\r\n1,School {tag}\r\n")),
+        (
+            "Student.csv",
+            format!("SIS ID,Name\r\n1,Ann {tag}\r\n2,Bob {tag}\r\n"),
+        ),
+    ]
+}
+
+async fn publish(store: &Store, tag: &str, destinations: &[&str]) -> sds_store::Result<SnapshotId> {
+    let files = export(tag);
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, c)| (*n, c.as_str())).collect();
+    let (staging, manifest) = stage(store, &refs);
+    let dests: Vec<String> = destinations.iter().map(|d| d.to_string()).collect();
+    store.publish(staging, manifest, "v1", &dests).await
+}
+
+async fn hold(store: &Store, tag: &str) -> sds_store::Result<SnapshotId> {
+    let files = export(tag);
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, c)| (*n, c.as_str())).collect();
+    let (staging, manifest) = stage(store, &refs);
+    let verdict = serde_json::json!({"trips": [{"file": "Student.csv", "rule": "removed"}]});
+    store.hold(staging, manifest, "v1", &verdict).await
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn snapshot_folders(dir: &Path) -> Vec<String> {
+    entries(&dir.join("snapshots"))
+}
+
+async fn current_id(store: &Store) -> Option<SnapshotId> {
+    store.current().await.unwrap().map(|s| s.id)
+}
+
+#[tokio::test]
+async fn open_creates_a_private_dir_and_migrates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    assert!(dir.join("state.sqlite").is_file());
+    assert!(dir.join("snapshots").is_dir() && dir.join("staging").is_dir());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+    assert!(store.current().await.unwrap().is_none());
+    assert!(store.recent_runs(10).await.unwrap().is_empty());
+    assert!(store.held_snapshots().await.unwrap().is_empty());
+    assert!(store.pending_deliveries().await.unwrap().is_empty());
+    store.close().await;
+    // Re-opening an existing, migrated DB is fine.
+    let store = open(&dir, 10).await;
+    assert!(store.current().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn publish_makes_the_snapshot_current_with_its_manifest_and_outbox() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    let id = publish(&store, "a", &["local", "sftp"]).await.unwrap();
+
+    let cur = store.current().await.unwrap().expect("current snapshot");
+    assert_eq!(cur.id, id);
+    assert_eq!(cur.status, SnapshotStatus::Published);
+    assert_eq!(cur.format, "v1");
+    assert!(cur.published_at.is_some());
+    assert_eq!(cur.folder, dir.join("snapshots").join(id.to_string()));
+    assert!(cur.folder_present);
+    let names: Vec<&str> = cur.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["School.csv", "Student.csv"],
+        "files keep their given order"
+    );
+    assert_eq!(
+        (cur.files[0].rows, cur.files[1].rows, cur.total_rows),
+        (1, 2, 3)
+    );
+    // "SIS ID,Name\r\n1,Ann a\r\n2,Bob a\r\n" is 31 bytes: the manifest's diff counts survive.
+    assert_eq!(
+        cur.files[1].changes,
+        Some(FileChanges { added: 31, removed: 2, changed: 3 })
+    );
+    assert_eq!(
+        fs::read_to_string(cur.folder.join("Student.csv")).unwrap(),
+        "SIS ID,Name\r\n1,Ann a\r\n2,Bob a\r\n"
+    );
+    assert!(
+        entries(&dir.join("staging")).is_empty(),
+        "staging folder was moved, not copied"
+    );
+
+    let pending = store.pending_deliveries().await.unwrap();
+    let dests: Vec<&str> = pending.iter().map(|p| p.destination.as_str()).collect();
+    assert_eq!(dests, ["local", "sftp"]);
+    assert!(
+        pending
+            .iter()
+            .all(|p| p.snapshot_id == id && p.attempts == 0)
+    );
+
+    // The snapshot and its jobs survive a restart.
+    store.close().await;
+    let store = open(&dir, 10).await;
+    assert_eq!(current_id(&store).await, Some(id));
+    assert_eq!(store.pending_deliveries().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failure_at_each_publish_step_leaves_a_consistent_state_that_the_next_run_completes() {
+    for point in FailPoint::ALL {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = state_dir(&tmp);
+
+        let store = open(&dir, 10).await;
+        let first = publish(&store, "first", &["local"]).await.unwrap();
+        store.close().await;
+
+        // The "crash": the publish stops at `point` and nothing is cleaned up.
+        let store = open_failing(&dir, point).await;
+        let err = publish(&store, "second", &["local"]).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::FailPoint(p) if p == point),
+            "{point}: {err}"
+        );
+        let expected_current = if point == FailPoint::AfterCommit {
+            None
+        } else {
+            Some(first)
+        };
+        if let Some(first) = expected_current {
+            assert_eq!(
+                current_id(&store).await,
+                Some(first),
+                "{point}: old snapshot stays current"
+            );
+            let pending = store.pending_deliveries().await.unwrap();
+            assert_eq!(pending.len(), 1, "{point}");
+            assert_eq!(
+                pending[0].snapshot_id, first,
+                "{point}: no job for the failed publish"
+            );
+        }
+        let crashed_current = current_id(&store).await;
+        match point {
+            FailPoint::AfterStaging => {
+                assert_eq!(entries(&dir.join("staging")).len(), 1, "staging leftover");
+            }
+            FailPoint::AfterRename | FailPoint::BeforeCommit => {
+                assert_eq!(
+                    snapshot_folders(&dir).len(),
+                    2,
+                    "{point}: renamed folder without a row"
+                );
+            }
+            FailPoint::AfterCommit => {
+                assert_ne!(
+                    crashed_current,
+                    Some(first),
+                    "after the commit the new one is current"
+                );
+            }
+        }
+        drop(store);
+
+        // The next start recovers: leftovers removed, state as before (or as after) the publish.
+        let store = open(&dir, 10).await;
+        assert!(
+            entries(&dir.join("staging")).is_empty(),
+            "{point}: staging cleaned"
+        );
+        let cur = store.current().await.unwrap().expect("a current snapshot");
+        assert_eq!(
+            Some(cur.id),
+            crashed_current,
+            "{point}: same current snapshot after restart"
+        );
+        let committed: Vec<String> = if point == FailPoint::AfterCommit {
+            vec![first.to_string(), cur.id.to_string()]
+        } else {
+            vec![first.to_string()]
+        };
+        assert_eq!(
+            snapshot_folders(&dir),
+            committed,
+            "{point}: only committed folders remain"
+        );
+        assert!(cur.folder.join("School.csv").is_file());
+
+        // And the next publish completes normally with a fresh id.
+        let third = publish(&store, "third", &["local"]).await.unwrap();
+        assert!(third > cur.id, "{point}: ids are never reused");
+        assert_eq!(current_id(&store).await, Some(third), "{point}");
+        let pending = store.pending_deliveries().await.unwrap();
+        assert_eq!(pending.len(), 1, "{point}: older pending job superseded");
+        assert_eq!(pending[0].snapshot_id, third);
+        assert!(snapshot_folders(&dir).contains(&third.to_string()));
+    }
+}
+
+#[tokio::test]
+async fn a_failed_write_is_an_error_and_the_previous_snapshot_stays_current() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    let first = publish(&store, "first", &["local"]).await.unwrap();
+
+    // A file shorter than the manifest says (a write cut short, e.g. by a full disk).
+    let (staging, mut manifest) = stage(&store, &[("School.csv", "SIS ID,Name\r\n1,X\r\n")]);
+    manifest[0].bytes += 10;
+    let err = store
+        .publish(staging, manifest, "v1", &["local".into()])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Manifest { .. }), "{err}");
+    assert!(err.to_string().contains("incomplete write"), "{err}");
+    assert_eq!(current_id(&store).await, Some(first));
+    assert!(
+        entries(&dir.join("staging")).is_empty(),
+        "failed staging removed"
+    );
+
+    // The rename into place fails: a stray non-empty folder occupies the next id's name.
+    let next = SnapshotId(first.0 + 1);
+    let blocker = dir.join("snapshots").join(next.to_string());
+    fs::create_dir_all(&blocker).unwrap();
+    fs::write(blocker.join("junk"), "x").unwrap();
+    let err = publish(&store, "second", &["local"]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Io { .. }), "{err}");
+    assert!(
+        err.to_string().contains("snapshots"),
+        "error names the path: {err}"
+    );
+    assert_eq!(
+        current_id(&store).await,
+        Some(first),
+        "previous snapshot stays current"
+    );
+    assert_eq!(
+        store.pending_deliveries().await.unwrap()[0].snapshot_id,
+        first
+    );
+    assert!(
+        entries(&dir.join("staging")).is_empty(),
+        "failed staging removed"
+    );
+
+    // Nothing of the failed attempts lingers in the way of the next publish.
+    let third = publish(&store, "third", &["local"]).await.unwrap();
+    assert_eq!(current_id(&store).await, Some(third));
+    assert_eq!(
+        snapshot_folders(&dir),
+        [first.to_string(), third.to_string()]
+    );
+}
+
+#[tokio::test]
+async fn the_manifest_must_match_the_staging_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(&state_dir(&tmp), 10).await;
+
+    let (staging, mut manifest) = stage(&store, &[("a.csv", "h\r\n"), ("b.csv", "h\r\n")]);
+    manifest.pop();
+    let err = store
+        .publish(staging, manifest, "v1", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("b.csv is not in the manifest"),
+        "{err}"
+    );
+
+    let (staging, mut manifest) = stage(&store, &[("a.csv", "h\r\n")]);
+    let mut ghost = manifest[0].clone();
+    ghost.name = "ghost.csv".into();
+    manifest.push(ghost);
+    let err = store
+        .publish(staging, manifest, "v1", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("ghost.csv is in the manifest but was not written"),
+        "{err}"
+    );
+
+    let (staging, mut manifest) = stage(&store, &[("a.csv", "h\r\n")]);
+    manifest[0].name = "../a.csv".into();
+    let err = store
+        .publish(staging, manifest, "v1", &[])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a plain file name"), "{err}");
+
+    assert!(store.current().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_unused_staging_folder_is_removed_when_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    let a = store.new_staging().unwrap();
+    let b = store.new_staging().unwrap();
+    assert_ne!(a.path(), b.path());
+    fs::write(a.path().join("x.csv"), "x").unwrap();
+    assert_eq!(entries(&dir.join("staging")).len(), 2);
+    drop(a);
+    b.discard().unwrap();
+    assert!(entries(&dir.join("staging")).is_empty());
+}
+
+#[tokio::test]
+async fn held_snapshot_is_not_current_until_approved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    let first = publish(&store, "first", &["local"]).await.unwrap();
+    let job = store
+        .next_due_job("local", Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    store.mark_done(&job).await.unwrap();
+
+    let held = hold(&store, "suspicious").await.unwrap();
+    assert_eq!(current_id(&store).await, Some(first));
+    assert!(
+        store.pending_deliveries().await.unwrap().is_empty(),
+        "a hold enqueues nothing"
+    );
+    let list = store.held_snapshots().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0].id, list[0].status), (held, SnapshotStatus::Held));
+    assert_eq!(
+        list[0].guard_json.as_ref().unwrap()["trips"][0]["rule"],
+        "removed"
+    );
+    assert!(
+        list[0].folder.join("Student.csv").is_file(),
+        "held files are kept"
+    );
+    assert!(list[0].published_at.is_none());
+
+    // A held snapshot survives a restart and can be approved afterwards.
+    store.close().await;
+    let store = open(&dir, 10).await;
+    store
+        .approve(held, &["local".into(), "sftp".into()])
+        .await
+        .unwrap();
+    let cur = store.current().await.unwrap().unwrap();
+    assert_eq!((cur.id, cur.status), (held, SnapshotStatus::Approved));
+    assert!(cur.published_at.is_some());
+    assert!(store.held_snapshots().await.unwrap().is_empty());
+    let pending = store.pending_deliveries().await.unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|p| (p.snapshot_id, p.destination.as_str()))
+            .collect::<Vec<_>>(),
+        [(held, "local"), (held, "sftp")]
+    );
+
+    // Approving again, approving a published one, or an unknown id: clear errors.
+    let err = store.approve(held, &[]).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotHeld { .. }), "{err}");
+    assert!(err.to_string().contains("approved, not held"), "{err}");
+    let err = store.approve(first, &[]).await.unwrap_err();
+    assert!(err.to_string().contains("published, not held"), "{err}");
+    let err = store.approve(SnapshotId(999), &[]).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_later_publish_supersedes_a_held_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(&state_dir(&tmp), 10).await;
+    publish(&store, "first", &["local"]).await.unwrap();
+    let held = hold(&store, "bad").await.unwrap();
+    let recovered = publish(&store, "recovered", &["local"]).await.unwrap();
+
+    assert!(store.held_snapshots().await.unwrap().is_empty());
+    assert_eq!(
+        store.snapshot(held).await.unwrap().unwrap().status,
+        SnapshotStatus::Superseded
+    );
+    let err = store.approve(held, &["local".into()]).await.unwrap_err();
+    match &err {
+        StoreError::Superseded { id, by } => assert_eq!((*id, *by), (held, recovered)),
+        other => panic!("expected Superseded, got {other}"),
+    }
+    assert!(
+        err.to_string().contains("superseded by the newer snapshot"),
+        "{err}"
+    );
+    assert_eq!(current_id(&store).await, Some(recovered));
+}
+
+#[tokio::test]
+async fn a_newer_hold_supersedes_an_older_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(&state_dir(&tmp), 10).await;
+    let first = publish(&store, "first", &[]).await.unwrap();
+    let old_hold = hold(&store, "bad-1").await.unwrap();
+    let new_hold = hold(&store, "bad-2").await.unwrap();
+    let held: Vec<SnapshotId> = store
+        .held_snapshots()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(held, [new_hold]);
+    assert!(matches!(
+        store.approve(old_hold, &[]).await,
+        Err(StoreError::Superseded { by, .. }) if by == new_hold
+    ));
+    assert_eq!(current_id(&store).await, Some(first));
+    store.approve(new_hold, &[]).await.unwrap();
+    assert_eq!(current_id(&store).await, Some(new_hold));
+}
+
+#[tokio::test]
+async fn prune_keeps_the_last_n_published_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 2).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(publish(&store, &i.to_string(), &[]).await.unwrap());
+    }
+    assert_eq!(
+        snapshot_folders(&dir),
+        [ids[3].to_string(), ids[4].to_string()]
+    );
+    let old = store.snapshot(ids[0]).await.unwrap().unwrap();
+    assert!(
+        !old.folder_present,
+        "pruned snapshot keeps its row, marked pruned"
+    );
+    assert_eq!(old.files.len(), 2, "its manifest stays for history");
+    assert!(
+        store
+            .snapshot(ids[4])
+            .await
+            .unwrap()
+            .unwrap()
+            .folder_present
+    );
+    assert_eq!(store.prune().await.unwrap(), 0, "nothing more to prune");
+}
+
+#[tokio::test]
+async fn prune_never_removes_a_folder_with_pending_deliveries_or_a_held_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 1).await;
+    let slow = publish(&store, "a", &["slow"]).await.unwrap();
+    let second = publish(&store, "b", &["fast"]).await.unwrap();
+    assert_eq!(
+        snapshot_folders(&dir),
+        [slow.to_string(), second.to_string()],
+        "pending for slow"
+    );
+
+    let held = hold(&store, "c").await.unwrap();
+    assert!(
+        snapshot_folders(&dir).contains(&held.to_string()),
+        "held folder kept"
+    );
+
+    let job = store
+        .next_due_job("slow", Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.snapshot_id, slow);
+    store.mark_done(&job).await.unwrap();
+    assert_eq!(store.prune().await.unwrap(), 1);
+    assert_eq!(
+        snapshot_folders(&dir),
+        [second.to_string(), held.to_string()]
+    );
+}
+
+#[tokio::test]
+async fn a_second_opener_gets_locked_until_the_first_closes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let first = open(&dir, 10).await;
+    let err = Store::open(&dir, 10).await.unwrap_err();
+    match &err {
+        StoreError::Locked { path } => assert_eq!(path, &dir.join("lock")),
+        other => panic!("expected Locked, got {other}"),
+    }
+    assert!(
+        err.to_string().contains("another sds-sync process"),
+        "{err}"
+    );
+    drop(first);
+    let again = Store::open(&dir, 10).await.expect("lock released on drop");
+    drop(again);
+}
+
+#[tokio::test]
+async fn a_newer_snapshot_supersedes_undelivered_jobs_per_destination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(&state_dir(&tmp), 10).await;
+    let s1 = publish(&store, "1", &["local", "sftp"]).await.unwrap();
+    let local = store
+        .next_due_job("local", Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    store.mark_done(&local).await.unwrap();
+
+    // sftp is down; a new snapshot arrives for both (and a third destination).
+    let s2 = publish(&store, "2", &["local", "sftp", "sftp", "email"])
+        .await
+        .unwrap();
+    let pending = store.pending_deliveries().await.unwrap();
+    let mut got: Vec<(String, SnapshotId)> = pending
+        .iter()
+        .map(|p| (p.destination.clone(), p.snapshot_id))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("email".into(), s2),
+            ("local".into(), s2),
+            ("sftp".into(), s2)
+        ]
+    );
+
+    let old: Vec<(String, JobStatus)> = store
+        .deliveries_of(s1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.destination, e.status))
+        .collect();
+    assert_eq!(
+        old,
+        [
+            ("local".into(), JobStatus::Done),
+            ("sftp".into(), JobStatus::Superseded)
+        ]
+    );
+
+    // The sftp worker gets the newest snapshot's job.
+    let job = store
+        .next_due_job("sftp", Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.snapshot_id, s2);
+    assert_eq!(job.files.len(), 2);
+    assert!(job.folder.join("School.csv").is_file());
+}
+
+#[tokio::test]
+async fn outbox_retries_back_off_fail_permanently_and_survive_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    let s1 = publish(&store, "1", &["sftp", "ftp"]).await.unwrap();
+    let now = Utc::now();
+
+    // A retryable failure: still pending, not due before the next attempt time.
+    let job = store.next_due_job("sftp", now).await.unwrap().unwrap();
+    assert_eq!((job.attempts, job.snapshot_id), (0, s1));
+    let retry_at = now + Duration::seconds(60);
+    let failure = DeliveryFailure {
+        error: "connection refused".into(),
+        permanent: false,
+    };
+    let status = store
+        .record_attempt(&job, Err(failure), retry_at)
+        .await
+        .unwrap();
+    assert_eq!(status, JobStatus::Pending);
+    assert!(
+        store
+            .next_due_job("sftp", now + Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let next = store.next_attempt_at("sftp").await.unwrap().unwrap();
+    assert_eq!(next.timestamp_millis(), retry_at.timestamp_millis());
+
+    // The job survives a restart (a SIGKILLed daemon resumes it).
+    store.close().await;
+    let store = open(&dir, 10).await;
+    let job = store
+        .next_due_job("sftp", retry_at)
+        .await
+        .unwrap()
+        .expect("due again");
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.last_error.as_deref(), Some("connection refused"));
+    assert_eq!(
+        store
+            .record_attempt(&job, Ok(()), Utc::now())
+            .await
+            .unwrap(),
+        JobStatus::Done
+    );
+    assert!(
+        store
+            .next_due_job("sftp", retry_at)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A permanent failure stops at once.
+    let job = store.next_due_job("ftp", now).await.unwrap().unwrap();
+    let failure = DeliveryFailure {
+        error: "530 login incorrect".into(),
+        permanent: true,
+    };
+    let status = store.record_attempt(&job, Err(failure), now).await.unwrap();
+    assert_eq!(status, JobStatus::Failed);
+    assert!(
+        store
+            .next_due_job("ftp", now + Duration::days(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let entries = store.deliveries_of(s1).await.unwrap();
+    let ftp = entries.iter().find(|e| e.destination == "ftp").unwrap();
+    assert_eq!(
+        (ftp.attempts, ftp.last_error.as_deref()),
+        (1, Some("530 login incorrect"))
+    );
+    assert!(store.pending_deliveries().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_superseded_during_delivery_is_not_resurrected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(&state_dir(&tmp), 10).await;
+    publish(&store, "1", &["sftp"]).await.unwrap();
+    let in_flight = store
+        .next_due_job("sftp", Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let s2 = publish(&store, "2", &["sftp"]).await.unwrap();
+
+    let failure = DeliveryFailure {
+        error: "timeout".into(),
+        permanent: false,
+    };
+    let status = store
+        .record_attempt(&in_flight, Err(failure), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(status, JobStatus::Superseded);
+    let pending = store.pending_deliveries().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].snapshot_id, s2);
+
+    // If the old delivery did complete, say so.
+    assert_eq!(store.mark_done(&in_flight).await.unwrap(), JobStatus::Done);
+    let job = store
+        .next_due_job("sftp", Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .mark_failed(&job, "destination removed from config")
+            .await
+            .unwrap(),
+        JobStatus::Failed
+    );
+}
+
+#[tokio::test]
+async fn runs_are_recorded_and_interrupted_ones_are_marked_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    let run = store.begin_run().await.unwrap();
+    let snap = publish(&store, "1", &[]).await.unwrap();
+    let counts = serde_json::json!({"Student.csv": {"added": 2, "removed": 0, "changed": 0}});
+    store
+        .finish_run(run, RunOutcome::Published, Some(snap), None, Some(&counts))
+        .await
+        .unwrap();
+    let unchanged = store.begin_run().await.unwrap();
+    store
+        .finish_run(unchanged, RunOutcome::Unchanged, None, None, None)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .finish_run(unchanged, RunOutcome::Running, None, None, None)
+            .await
+            .is_err()
+    );
+
+    let killed = store.begin_run().await.unwrap();
+    drop(store); // the process dies mid-run
+
+    let store = open(&dir, 10).await;
+    let runs = store.recent_runs(10).await.unwrap();
+    let summary: Vec<(sds_store::RunId, RunOutcome)> =
+        runs.iter().map(|r| (r.id, r.outcome)).collect();
+    assert_eq!(
+        summary,
+        [
+            (killed, RunOutcome::Failed),
+            (unchanged, RunOutcome::Unchanged),
+            (run, RunOutcome::Published)
+        ]
+    );
+    assert!(runs[0].error.as_deref().unwrap().contains("interrupted"));
+    assert!(runs[0].finished_at.is_some());
+    assert_eq!(runs[2].snapshot_id, Some(snap));
+    assert_eq!(
+        runs[2].rows_json.as_ref().unwrap()["Student.csv"]["added"],
+        2
+    );
+    assert_eq!(store.recent_runs(1).await.unwrap().len(), 1);
+}
+
+#[test]
+fn ids_and_fail_points_parse_from_text() {
+    assert_eq!("42".parse::<SnapshotId>().unwrap(), SnapshotId(42));
+    assert!("0".parse::<SnapshotId>().is_err());
+    assert!(
+        "abc"
+            .parse::<SnapshotId>()
+            .unwrap_err()
+            .contains("not a snapshot id")
+    );
+    for p in FailPoint::ALL {
+        assert_eq!(p.as_str().parse::<FailPoint>().unwrap(), p);
+    }
+    assert!(
+        "after_lunch"
+            .parse::<FailPoint>()
+            .unwrap_err()
+            .contains("after_rename")
+    );
+}
+
+#[tokio::test]
+async fn the_store_can_be_shared_across_tasks() {
+    // The daemon runs one delivery worker per destination next to the scheduler.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(&state_dir(&tmp), 10).await);
+    let s = store.clone();
+    let id = tokio::spawn(async move { publish(&s, "1", &["local"]).await.unwrap() })
+        .await
+        .unwrap();
+    let s = store.clone();
+    let job = tokio::spawn(async move { s.next_due_job("local", Utc::now()).await.unwrap() })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.snapshot_id, id);
+}
