@@ -14,6 +14,7 @@
 //! This module reads through `std::io::Read` only; opening files is the caller's business.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
@@ -102,6 +103,40 @@ pub fn diff_files<R1: Read, R2: Read>(
     old: Option<R1>,
     new: R2,
 ) -> Result<FileDiff, DiffError> {
+    diff_impl(spec, old, new, None)
+}
+
+/// As [`diff_files`], and also the counts split by `spec.entity_column` (e.g. `student` and
+/// `teacher` rows of `enrollments.csv`), keyed by that column's value. A changed row counts for
+/// its new value. Empty when the file has no entity column.
+pub fn diff_files_by_entity<R1: Read, R2: Read>(
+    spec: &FileSpec,
+    old: Option<R1>,
+    new: R2,
+) -> Result<(FileDiff, BTreeMap<String, FileDiff>), DiffError> {
+    let mut groups = BTreeMap::new();
+    let total = diff_impl(spec, old, new, Some(&mut groups))?;
+    Ok((total, groups))
+}
+
+/// Adds to the group of `row` (by `col`) when grouping.
+fn group_of<'g>(
+    groups: &'g mut Option<&mut BTreeMap<String, FileDiff>>,
+    col: Option<usize>,
+    row: &csv::ByteRecord,
+) -> Option<&'g mut FileDiff> {
+    let (groups, col) = (groups.as_mut()?, col?);
+    let value = String::from_utf8_lossy(row.get(col).unwrap_or_default()).into_owned();
+    Some(groups.entry(value).or_default())
+}
+
+fn diff_impl<R1: Read, R2: Read>(
+    spec: &FileSpec,
+    old: Option<R1>,
+    new: R2,
+    mut groups: Option<&mut BTreeMap<String, FileDiff>>,
+) -> Result<FileDiff, DiffError> {
+    let col = spec.entity_column.filter(|_| groups.is_some());
     let mut new = SortedRows::open(spec, Side::New, new)?;
     let mut old = match old {
         Some(r) => Some(SortedRows::open(spec, Side::Old, r)?),
@@ -117,36 +152,52 @@ pub fn diff_files<R1: Read, R2: Read>(
     };
     let mut have_new = new.advance()?;
     loop {
-        match (have_old, have_new) {
-            (false, false) => break,
-            (true, false) => {
+        // What to do with the current rows: consume old (removed), new (added), or both.
+        let step = match (have_old, have_new, old.as_ref()) {
+            (false, false, _) => break,
+            (true, false, _) => Ordering::Less,
+            (false, true, _) => Ordering::Greater,
+            (true, true, Some(o)) => cmp_fields(&o.cur, &new.cur, 0, key),
+            // `have_old` is only true when `old` is Some.
+            (true, true, None) => break,
+        };
+        match step {
+            Ordering::Less => {
                 diff.removed += 1;
+                if let Some(o) = old.as_ref()
+                    && let Some(g) = group_of(&mut groups, col, &o.cur)
+                {
+                    g.removed += 1;
+                    g.rows_old += 1;
+                }
                 have_old = advance_old(&mut old)?;
             }
-            (false, true) => {
+            Ordering::Greater => {
                 diff.added += 1;
+                if let Some(g) = group_of(&mut groups, col, &new.cur) {
+                    g.added += 1;
+                    g.rows_new += 1;
+                }
                 have_new = new.advance()?;
             }
-            (true, true) => {
-                // `have_old` is only true when `old` is Some.
-                let Some(o) = old.as_ref() else { break };
-                match cmp_fields(&o.cur, &new.cur, 0, key) {
-                    Ordering::Less => {
-                        diff.removed += 1;
-                        have_old = advance_old(&mut old)?;
+            Ordering::Equal => {
+                if let Some(o) = old.as_ref() {
+                    let changed = cmp_fields(&o.cur, &new.cur, key, usize::MAX) != Ordering::Equal;
+                    if changed {
+                        diff.changed += 1;
                     }
-                    Ordering::Greater => {
-                        diff.added += 1;
-                        have_new = new.advance()?;
+                    if let Some(g) = group_of(&mut groups, col, &o.cur) {
+                        g.rows_old += 1;
                     }
-                    Ordering::Equal => {
-                        if cmp_fields(&o.cur, &new.cur, key, usize::MAX) != Ordering::Equal {
-                            diff.changed += 1;
+                    if let Some(g) = group_of(&mut groups, col, &new.cur) {
+                        g.rows_new += 1;
+                        if changed {
+                            g.changed += 1;
                         }
-                        have_old = advance_old(&mut old)?;
-                        have_new = new.advance()?;
                     }
                 }
+                have_old = advance_old(&mut old)?;
+                have_new = new.advance()?;
             }
         }
     }
@@ -340,12 +391,14 @@ mod tests {
         header: &["SIS ID", "School SIS ID", "Name"],
         key_columns: 1,
         license: false,
+        entity_column: None,
     };
     const WHOLE_ROW: FileSpec = FileSpec {
         name: "StudentEnrollment.csv",
         header: &["Section SIS ID", "SIS ID"],
         key_columns: 2,
         license: false,
+        entity_column: None,
     };
 
     fn csv_of(spec: &FileSpec, rows: &[&str]) -> Vec<u8> {
@@ -628,5 +681,62 @@ mod tests {
         assert_eq!(inner, data);
         assert_eq!(h, h2);
         assert_ne!(content_hash(b"x".as_slice()).unwrap().hash, h.hash);
+    }
+
+    #[test]
+    fn mixed_file_is_split_by_entity() {
+        let spec = crate::format::V2_ENROLLMENTS;
+        let old = csv_of(
+            &spec,
+            &[
+                "c1,s1,student",
+                "c1,s2,student",
+                "c1,t1,teacher",
+                "c2,s1,student",
+                "c2,t2,teacher",
+            ],
+        );
+        // Every teacher row goes, one student row is added: 2 of 5 rows overall (40%), but the
+        // teacher entity lost all of its rows.
+        let new = csv_of(
+            &spec,
+            &[
+                "c1,s1,student",
+                "c1,s2,student",
+                "c1,s3,student",
+                "c2,s1,student",
+            ],
+        );
+        let (total, groups) =
+            diff_files_by_entity(&spec, Some(old.as_slice()), new.as_slice()).unwrap();
+        assert_eq!(total, counts(5, 4, 1, 2, 0));
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups["student"], counts(3, 4, 1, 0, 0));
+        assert_eq!(groups["teacher"], counts(2, 0, 0, 2, 0));
+    }
+
+    #[test]
+    fn changed_rows_count_for_their_new_entity_and_plain_files_have_no_groups() {
+        let spec = crate::format::V2_USERS;
+        let old = csv_of(
+            &spec,
+            &["u1,001,A,B,a@x,,student,09", "u2,001,C,D,c@x,,teacher,"],
+        );
+        let new = csv_of(
+            &spec,
+            &["u1,001,A,B,a@x,,student,10", "u2,001,C,D,c@x,,teacher,"],
+        );
+        let (total, groups) =
+            diff_files_by_entity(&spec, Some(old.as_slice()), new.as_slice()).unwrap();
+        assert_eq!(total, counts(2, 2, 0, 0, 1));
+        assert_eq!(groups["student"], counts(1, 1, 0, 0, 1));
+        assert_eq!(groups["teacher"], counts(1, 1, 0, 0, 0));
+        let (_, none) = diff_files_by_entity(
+            &KEYED,
+            None::<&[u8]>,
+            csv_of(&KEYED, &["1,001,A"]).as_slice(),
+        )
+        .unwrap();
+        assert!(none.is_empty());
     }
 }

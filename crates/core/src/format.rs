@@ -13,6 +13,10 @@ pub struct FileSpec {
     pub key_columns: usize,
     /// The v1 licence file: not an SDS input; each destination decides whether to carry it.
     pub license: bool,
+    /// A column (`role`) that tells which SIS entity a row comes from, in files that mix
+    /// students and teachers. The mass-change guard judges each entity on its own: losing every
+    /// teacher roster must not hide behind a file that is 90% student enrollments.
+    pub entity_column: Option<usize>,
 }
 
 const fn spec(name: &'static str, header: &'static [&'static str], key_columns: usize) -> FileSpec {
@@ -21,6 +25,20 @@ const fn spec(name: &'static str, header: &'static [&'static str], key_columns: 
         header,
         key_columns,
         license: false,
+        entity_column: None,
+    }
+}
+
+/// [`spec`] for a file whose `column` names the role (student/teacher) of each row.
+const fn mixed(
+    name: &'static str,
+    header: &'static [&'static str],
+    key_columns: usize,
+    column: usize,
+) -> FileSpec {
+    FileSpec {
+        entity_column: Some(column),
+        ..spec(name, header, key_columns)
     }
 }
 
@@ -63,10 +81,11 @@ pub const V1_LICENSE: FileSpec = FileSpec {
     header: &["Display Name", "User Principal Name", "Account Sku Id"],
     key_columns: 3,
     license: true,
+    entity_column: None,
 };
 
 pub const V2_ORGS: FileSpec = spec("orgs.csv", &["sourcedId", "name", "type"], 1);
-pub const V2_USERS: FileSpec = spec(
+pub const V2_USERS: FileSpec = mixed(
     "users.csv",
     &[
         "sourcedId",
@@ -79,12 +98,14 @@ pub const V2_USERS: FileSpec = spec(
         "grade",
     ],
     1,
+    6,
 );
 pub const V2_CLASSES: FileSpec = spec("classes.csv", &["sourcedId", "orgSourcedId", "title"], 1);
-pub const V2_ENROLLMENTS: FileSpec = spec(
+pub const V2_ENROLLMENTS: FileSpec = mixed(
     "enrollments.csv",
     &["classSourcedId", "userSourcedId", "role"],
     3,
+    2,
 );
 
 pub const V21_USERS: FileSpec = spec(
@@ -98,7 +119,12 @@ pub const V21_USERS: FileSpec = spec(
     ],
     1,
 );
-pub const V21_ROLES: FileSpec = spec("roles.csv", &["userSourcedId", "orgSourcedId", "role"], 3);
+pub const V21_ROLES: FileSpec = mixed(
+    "roles.csv",
+    &["userSourcedId", "orgSourcedId", "role"],
+    3,
+    2,
+);
 
 impl Format {
     /// The files of this format in the order they are written and reported. `License.csv` is

@@ -459,7 +459,16 @@ impl Store {
     }
 
     async fn files_of(&self, id: SnapshotId) -> Result<Vec<FileManifest>> {
-        type FileRow = (String, i64, i64, String, bool, Option<i64>, Option<i64>, Option<i64>);
+        type FileRow = (
+            String,
+            i64,
+            i64,
+            String,
+            bool,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        );
         let rows: Vec<FileRow> = sqlx::query_as(
             "SELECT name, rows, bytes, hash, license, added, removed, changed FROM snapshot_files
              WHERE snapshot_id = ? ORDER BY position",
@@ -469,24 +478,26 @@ impl Store {
         .await
         .map_err(self.db("read a snapshot's files"))?;
         rows.into_iter()
-            .map(|(name, rows, bytes, hash, license, added, removed, changed)| {
-                let changes = match (added, removed, changed) {
-                    (Some(a), Some(r), Some(c)) => Some(FileChanges {
-                        added: self.to_u64(a, "added")?,
-                        removed: self.to_u64(r, "removed")?,
-                        changed: self.to_u64(c, "changed")?,
-                    }),
-                    _ => None,
-                };
-                Ok(FileManifest {
-                    name,
-                    rows: self.to_u64(rows, "rows")?,
-                    bytes: self.to_u64(bytes, "bytes")?,
-                    hash,
-                    license,
-                    changes,
-                })
-            })
+            .map(
+                |(name, rows, bytes, hash, license, added, removed, changed)| {
+                    let changes = match (added, removed, changed) {
+                        (Some(a), Some(r), Some(c)) => Some(FileChanges {
+                            added: self.to_u64(a, "added")?,
+                            removed: self.to_u64(r, "removed")?,
+                            changed: self.to_u64(c, "changed")?,
+                        }),
+                        _ => None,
+                    };
+                    Ok(FileManifest {
+                        name,
+                        rows: self.to_u64(rows, "rows")?,
+                        bytes: self.to_u64(bytes, "bytes")?,
+                        hash,
+                        license,
+                        changes,
+                    })
+                },
+            )
             .collect()
     }
 

@@ -316,6 +316,25 @@ impl Store {
     /// Releases a held snapshot: it becomes current (status `approved`) and gets one pending
     /// delivery per destination, in one transaction. Errors when `id` is unknown, not held, or
     /// superseded by a newer publish or hold.
+    /// Marks every held snapshot superseded: called when a run finds the SIS data equal to the
+    /// current snapshot again, so a snapshot held for a glitch that has since been repaired can no
+    /// longer be approved by mistake. Returns how many were superseded.
+    pub async fn supersede_held(&self) -> Result<u64> {
+        let _publishing = self.publish_lock.lock().await;
+        let n = sqlx::query("UPDATE snapshots SET status = 'superseded' WHERE status = 'held'")
+            .execute(&self.pool)
+            .await
+            .map_err(self.db("supersede held snapshots"))?
+            .rows_affected();
+        if n > 0 {
+            tracing::info!(
+                superseded = n,
+                "held snapshots superseded: the data is back to the current snapshot"
+            );
+        }
+        Ok(n)
+    }
+
     pub async fn approve(&self, id: SnapshotId, destinations: &[String]) -> Result<()> {
         let _publishing = self.publish_lock.lock().await;
         let folder = self.snapshot_dir(id);

@@ -1,4 +1,4 @@
-//! Run history: one row per run (scheduled, `once`, or dry run), for `sds-sync status`.
+//! Run history: one row per run (scheduled or `once`; a dry run changes nothing, so records none), for `sds-sync status`.
 
 use std::fmt;
 

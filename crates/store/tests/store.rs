@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{Duration, Utc};
 use sds_store::{
-    DeliveryFailure, FailPoint, FileChanges, FileManifest, JobStatus, RunOutcome, SnapshotId, SnapshotStatus,
-    Store, StoreError, StoreOptions,
+    DeliveryFailure, FailPoint, FileChanges, FileManifest, JobStatus, RunOutcome, SnapshotId,
+    SnapshotStatus, Store, StoreError, StoreOptions,
 };
 
 fn state_dir(tmp: &tempfile::TempDir) -> PathBuf {
@@ -152,7 +152,11 @@ async fn publish_makes_the_snapshot_current_with_its_manifest_and_outbox() {
     // "SIS ID,Name\r\n1,Ann a\r\n2,Bob a\r\n" is 31 bytes: the manifest's diff counts survive.
     assert_eq!(
         cur.files[1].changes,
-        Some(FileChanges { added: 31, removed: 2, changed: 3 })
+        Some(FileChanges {
+            added: 31,
+            removed: 2,
+            changed: 3
+        })
     );
     assert_eq!(
         fs::read_to_string(cur.folder.join("Student.csv")).unwrap(),
