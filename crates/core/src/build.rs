@@ -55,10 +55,13 @@ pub enum DropReason {
     UnknownUser,
     /// Licence row for a student without an email address (no User Principal Name).
     NoEmail,
+    /// v2: a school ID containing a comma, which `orgSourcedIds` (a comma-separated list)
+    /// cannot carry: SDS would read it as two schools.
+    CommaInSchoolId,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::MissingValue,
         DropReason::Duplicate,
         DropReason::SchoolNotSelected,
@@ -66,6 +69,7 @@ impl DropReason {
         DropReason::UnknownSection,
         DropReason::UnknownUser,
         DropReason::NoEmail,
+        DropReason::CommaInSchoolId,
     ];
 
     /// A stable snake_case name for logs and metrics labels.
@@ -78,6 +82,7 @@ impl DropReason {
             DropReason::UnknownSection => "unknown_section",
             DropReason::UnknownUser => "unknown_user",
             DropReason::NoEmail => "no_email",
+            DropReason::CommaInSchoolId => "comma_in_school_id",
         }
     }
 }
@@ -277,6 +282,11 @@ impl Builder {
         {
             self.tally
                 .add(Slot::of(entity), DropReason::SchoolNotSelected, 1);
+            return;
+        }
+        if entity == Entity::Schools && self.opts.format == Format::V2 && cell(0).contains(',') {
+            self.tally
+                .add(Slot::of(entity), DropReason::CommaInSchoolId, 1);
             return;
         }
         // Passwords the admin chose not to export are not even kept in memory.

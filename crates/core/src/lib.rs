@@ -6,15 +6,16 @@
 //! reading back through a `std::io::Read` for diffs). Output is a pure function of
 //! (records, options): the same input in any order gives byte-identical files.
 
-pub mod contract;
-pub mod options;
-pub mod format;
-pub mod csvout;
 pub mod build;
+pub mod contract;
+pub mod csvout;
+pub mod format;
+pub mod options;
 
-pub use contract::{Entity, ContractColumn};
-pub use options::{ExportOptions, Format, UsernameRule};
+pub use build::{BuildError, Builder, Built, DropReason};
+pub use contract::{ContractColumn, Entity};
 pub use format::FileSpec;
-pub use build::{Builder, Built, DropReason, BuildError};
+pub use options::{ExportOptions, Format, UsernameRule};
 pub mod diff;
 pub mod guard;
+pub mod validate;

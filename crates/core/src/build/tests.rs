@@ -537,6 +537,33 @@ fn unknown_school_versus_not_selected() {
 }
 
 #[test]
+fn v2_drops_school_ids_with_commas_that_org_lists_cannot_carry() {
+    let input = vec![
+        school(&["a,b", "Comma School"]),
+        school(&["a", "Plain"]),
+        student(&["1", "a,b", "A", "B", NULL, NULL, NULL]),
+        student(&["2", "a", "C", "D", NULL, NULL, NULL]),
+    ];
+    let built = build(&opts(Format::V2), &input);
+    assert_eq!(
+        built.drops(),
+        [
+            ("orgs.csv", DropReason::CommaInSchoolId, 1),
+            ("users.csv", DropReason::UnknownSchool, 1),
+        ]
+    );
+    assert_eq!(
+        rows(&built, "orgs.csv"),
+        table(&[&["a", "Plain", "school"]])
+    );
+    // v1 and v2.1 name one school per field, so the ID is fine there (quoted by the writer).
+    let built = build(&opts(Format::V2_1), &input);
+    assert!(built.drops().is_empty(), "{:?}", built.drops());
+    let built = build(&opts(Format::V1), &input);
+    assert_eq!(rows(&built, "School.csv").len(), 2);
+}
+
+#[test]
 fn missing_values_are_dropped_and_counted() {
     let input = vec![
         school(&["001", "North"]),
