@@ -1,0 +1,525 @@
+//! The email destination: one message per snapshot over SMTP (lettre), with a plain-text run
+//! summary and the files as `text/csv` attachments or one zip.
+//!
+//! SMTP has no temporary names to rename: the server takes responsibility for a message only
+//! with its reply to the final `.` of DATA, and a cut connection before that leaves nothing
+//! delivered. That reply is what makes a delivery complete. Nothing is left behind on failure,
+//! so there is nothing to clean up on the next attempt. (A reply lost after the server accepted
+//! makes the retry send a second copy; SMTP cannot tell.)
+
+mod config;
+mod message;
+
+pub use config::{
+    DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SUBJECT, DEFAULT_TIMEOUT_SECS,
+    EmailAttach, EmailConfig, EmailConfigError, EmailTls, SUBJECT_PLACEHOLDERS,
+};
+
+use crate::{DeliverError, Destination, FileSet, SetFile};
+use futures_util::future::BoxFuture;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use message::{BuildError, MessageParams};
+use secrecy::{ExposeSecret, SecretString};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `check` waits at most this long, whatever `timeout_secs` allows a delivery.
+const CHECK_TIMEOUT_CAP_SECS: u64 = 60;
+
+/// A built email destination: addresses parsed, secrets and CA read, transport ready. Each
+/// send opens its own connection (no pool: a pooled connection goes stale between daily runs).
+#[derive(Clone)]
+pub struct EmailDestination {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: EmailConfig,
+    port: u16,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl fmt::Debug for EmailDestination {
+    // Hand-written so no future field can leak the credentials the transport holds.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.inner.cfg;
+        f.debug_struct("EmailDestination")
+            .field("name", &c.name)
+            .field("smtp_host", &c.smtp_host)
+            .field("smtp_port", &self.inner.port)
+            .field("tls", &c.tls)
+            .field("username", &c.username)
+            .field("attach", &c.attach)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmailDestination {
+    /// Validates `cfg`, reads `password_file` and `ca_file`, and prepares the transport. Does
+    /// not connect. Every error is permanent and names the key (and path).
+    pub fn new(cfg: EmailConfig) -> Result<Self, DeliverError> {
+        let name = cfg.name.clone();
+        cfg.validate().map_err(|e| {
+            DeliverError::permanent(&name, format!("configuration: `{}` {}", e.key, e.message))
+        })?;
+        let port = cfg.port();
+        // validate() parsed these already; parse again to keep them.
+        let from: Mailbox = cfg.from.parse().map_err(|e| {
+            DeliverError::permanent(
+                &name,
+                format!("configuration: `from` is not a valid address: {e}"),
+            )
+        })?;
+        let to = cfg
+            .to
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                t.parse::<Mailbox>().map_err(|e| {
+                    DeliverError::permanent(
+                        &name,
+                        format!("configuration: `to[{i}]` is not a valid address: {e}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let password = match (&cfg.password, &cfg.password_file) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(path)) => Some(read_password_file(&name, path)?),
+            (None, None) => None,
+        };
+
+        let tls = match cfg.tls {
+            EmailTls::None => Tls::None,
+            EmailTls::Starttls => Tls::Required(tls_parameters(&cfg)?),
+            EmailTls::Implicit => Tls::Wrapper(tls_parameters(&cfg)?),
+        };
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.smtp_host.clone())
+                .port(port)
+                .tls(tls)
+                .timeout(Some(Duration::from_secs(cfg.connect_timeout_secs)));
+        if let (Some(user), Some(password)) = (&cfg.username, password) {
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                password.expose_secret().to_owned(),
+            ));
+        }
+        let transport = builder.build();
+        Ok(EmailDestination {
+            inner: Arc::new(Inner {
+                cfg,
+                port,
+                from,
+                to,
+                transport,
+            }),
+        })
+    }
+
+    /// The config this destination was built from.
+    pub fn config(&self) -> &EmailConfig {
+        &self.inner.cfg
+    }
+
+    fn name_(&self) -> &str {
+        &self.inner.cfg.name
+    }
+
+    /// `smtp host:port`, for messages.
+    fn server(&self) -> String {
+        let host = &self.inner.cfg.smtp_host;
+        if host.contains(':') {
+            format!("smtp [{host}]:{}", self.inner.port)
+        } else {
+            format!("smtp {host}:{}", self.inner.port)
+        }
+    }
+
+    async fn deliver_set(&self, set: &FileSet) -> Result<(), DeliverError> {
+        let started = Instant::now();
+        let cfg = &self.inner.cfg;
+        let files: Vec<SetFile> = set.files_for(cfg.include_license_file).cloned().collect();
+        let params = MessageParams {
+            from: self.inner.from.clone(),
+            to: self.inner.to.clone(),
+            subject_template: cfg.subject.clone(),
+            attach: cfg.attach,
+            max_message_bytes: cfg.max_message_bytes,
+            destination: cfg.name.clone(),
+        };
+        // Reading, zipping and base64 are CPU and disk work: keep them off the async workers.
+        let built = {
+            let set = set.clone();
+            let files = files.clone();
+            tokio::task::spawn_blocking(move || message::build(&params, &set, &files))
+                .await
+                .map_err(|e| {
+                    DeliverError::retryable(
+                        self.name_(),
+                        format!("message building task failed: {e}"),
+                    )
+                })?
+        };
+        let built = built.map_err(|e| self.build_error(set, &files, e))?;
+
+        let limit = Duration::from_secs(cfg.timeout_secs);
+        // lettre's own timeout covers the TCP connect only; a server that stalls later (TLS,
+        // AUTH, DATA) would hang the send forever without this bound.
+        match tokio::time::timeout(
+            limit,
+            self.inner.transport.send_raw(&built.envelope, &built.bytes),
+        )
+        .await
+        {
+            Err(_) => Err(DeliverError::retryable(
+                self.name_(),
+                format!(
+                    "{}: sending snapshot {} timed out after {} s (timeout_secs); the server or the network is slow or stuck; will retry",
+                    self.server(),
+                    set.snapshot_id,
+                    cfg.timeout_secs
+                ),
+            )),
+            Ok(Err(e)) => {
+                Err(self.smtp_error(&format!("sending snapshot {}", set.snapshot_id), &e))
+            }
+            Ok(Ok(_)) => {
+                tracing::info!(
+                    destination = %cfg.name,
+                    kind = "email",
+                    snapshot_id = %set.snapshot_id,
+                    files = files.len(),
+                    attach = cfg.attach.as_str(),
+                    bytes = built.bytes.len(),
+                    payload_bytes = built.payload_bytes,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "delivered"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    async fn check_server(&self) -> Result<(), DeliverError> {
+        let cfg = &self.inner.cfg;
+        // An admin running `sds-sync check` waits for the answer: no full transfer budget here.
+        let secs = cfg.timeout_secs.min(CHECK_TIMEOUT_CAP_SECS);
+        let limit = Duration::from_secs(secs);
+        // test_connection = connect, TLS, EHLO, AUTH, NOOP, QUIT: no message is sent.
+        match tokio::time::timeout(limit, self.inner.transport.test_connection()).await {
+            Err(_) => Err(DeliverError::retryable(
+                self.name_(),
+                format!(
+                    "{}: check timed out after {secs} s; check that the server is reachable and that `tls` matches the port",
+                    self.server(),
+                ),
+            )),
+            Ok(Err(e)) => Err(self.smtp_error("check", &e)),
+            Ok(Ok(false)) => Err(DeliverError::retryable(
+                self.name_(),
+                format!(
+                    "{}: check: the server did not answer NOOP after login; will retry",
+                    self.server()
+                ),
+            )),
+            Ok(Ok(true)) => {
+                tracing::debug!(destination = %cfg.name, kind = "email", "check passed");
+                Ok(())
+            }
+        }
+    }
+
+    fn build_error(&self, set: &FileSet, files: &[SetFile], e: BuildError) -> DeliverError {
+        let cfg = &self.inner.cfg;
+        match e {
+            BuildError::TooLarge { encoded } => {
+                let raw: u64 = files.iter().map(|f| f.bytes).sum();
+                let advice = match cfg.attach {
+                    EmailAttach::Files => {
+                        "set attach = \"zip\" (CSV compresses well), raise max_message_bytes if the mail server accepts bigger messages, or deliver this profile through another destination (SFTP, FTP)"
+                    }
+                    EmailAttach::Zip => {
+                        "raise max_message_bytes if the mail server accepts bigger messages, or deliver this profile through another destination (SFTP, FTP)"
+                    }
+                };
+                DeliverError::permanent(
+                    &cfg.name,
+                    format!(
+                        "{}: snapshot {} not sent: the message would be at least {encoded} bytes encoded ({} file{}, {raw} bytes before encoding, attach = \"{}\"), over max_message_bytes = {}; nothing was sent; {advice}",
+                        self.server(),
+                        set.snapshot_id,
+                        files.len(),
+                        if files.len() == 1 { "" } else { "s" },
+                        cfg.attach.as_str(),
+                        cfg.max_message_bytes
+                    ),
+                )
+            }
+            // A snapshot folder that does not match its manifest is something an admin (or the
+            // next run) repairs, as for the local destination.
+            BuildError::Snapshot(m) => DeliverError::retryable(
+                &cfg.name,
+                format!("snapshot {}: {m}; check the state folder", set.snapshot_id),
+            ),
+            BuildError::Build(m) => DeliverError::permanent(
+                &cfg.name,
+                format!(
+                    "snapshot {}: cannot build the message: {m}; check `from`, `to` and `subject`",
+                    set.snapshot_id
+                ),
+            ),
+        }
+    }
+
+    /// Whether-to-retry for an SMTP failure: 5xx replies, certificate and protocol mismatches
+    /// are permanent; 4xx replies, network trouble and timeouts are retryable.
+    fn smtp_error(&self, what: &str, e: &lettre::transport::smtp::Error) -> DeliverError {
+        let (kind, advice) = classify(e, self.inner.cfg.tls);
+        // lettre wraps a failed handshake twice in "Connection error: "; say it once.
+        let detail = e
+            .to_string()
+            .replace("Connection error: Connection error: ", "Connection error: ");
+        let message = format!("{}: {what} failed: {detail}; {advice}", self.server());
+        DeliverError {
+            destination: self.name_().to_owned(),
+            kind,
+            message,
+        }
+    }
+}
+
+fn classify(e: &lettre::transport::smtp::Error, tls: EmailTls) -> (crate::ErrorKind, String) {
+    use crate::ErrorKind::{Permanent, Retryable};
+    if let Some(code) = e.status() {
+        let code_num = code.to_string();
+        if e.is_permanent() {
+            let advice = match code_num.as_str() {
+                "530" | "534" | "535" | "538" => {
+                    "authentication failed or is required: check `username` and `password`/`password_file`"
+                }
+                "552" => {
+                    "the server refused the message size: lower max_message_bytes to the server's limit, set attach = \"zip\", or use another destination"
+                }
+                "550" | "551" | "553" | "555" => {
+                    "the server refused the sender or a recipient: check `from` and `to`"
+                }
+                _ => {
+                    "the server rejected it permanently: fix the cause named in the reply, then retry"
+                }
+            };
+            return (Permanent, advice.to_owned());
+        }
+        return (
+            Retryable,
+            "the server asked to try again later; will retry".to_owned(),
+        );
+    }
+    if e.is_timeout() {
+        return (
+            Retryable,
+            "timed out; check that the server is reachable; will retry".to_owned(),
+        );
+    }
+    if let Some(tls_err) = find_rustls_error(e) {
+        use rustls::Error as R;
+        return match tls_err {
+            R::InvalidCertificate(_) | R::NoCertificatesPresented | R::UnsupportedNameType => (
+                Permanent,
+                "the server certificate is not trusted for this host name: set `ca_file` to the CA that signed it, or fix the server certificate or `smtp_host`".to_owned(),
+            ),
+            R::InvalidMessage(_) | R::InappropriateMessage { .. } | R::InappropriateHandshakeMessage { .. } => (
+                Permanent,
+                format!(
+                    "the server does not speak TLS the way tls = \"{}\" expects: use \"implicit\" for port 465 and \"starttls\" for 587",
+                    tls.as_str()
+                ),
+            ),
+            R::PeerIncompatible(_) | R::AlertReceived(_) => (
+                Permanent,
+                "TLS handshake refused: the server and sds-sync share no TLS version or cipher (TLS 1.2+ is required)".to_owned(),
+            ),
+            _ => (Retryable, "TLS failed; will retry".to_owned()),
+        };
+    }
+    if e.is_client() {
+        let text = e.to_string();
+        let advice = if text.contains("STARTTLS") {
+            "the server does not offer STARTTLS: use tls = \"implicit\" if it expects TLS from the start (port 465)"
+        } else if text.contains("authentication mechanism") {
+            "the server offers no AUTH mechanism sds-sync supports (PLAIN, LOGIN): check `tls`, `smtp_port` and whether this server needs a login"
+        } else {
+            "check the destination's configuration"
+        };
+        return (Permanent, advice.to_owned());
+    }
+    if e.is_tls() {
+        return (
+            Permanent,
+            "TLS setup failed: check `ca_file` and `smtp_host`".to_owned(),
+        );
+    }
+    (
+        Retryable,
+        format!(
+            "check that the server is up and reachable and that tls = \"{}\" matches the port; will retry",
+            tls.as_str()
+        ),
+    )
+}
+
+/// tokio-rustls reports handshake failures as an `io::Error` wrapping the `rustls::Error`;
+/// `io::Error::source` skips the wrapped error, so look inside with `get_ref`.
+fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(r) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(r);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn read_password_file(name: &str, path: &Path) -> Result<SecretString, DeliverError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        DeliverError::permanent(
+            name,
+            format!(
+                "configuration: cannot read `password_file` {}: {e}; check the path and that the sds-sync user may read it",
+                path.display()
+            ),
+        )
+    })?;
+    let password = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if password.is_empty() {
+        return Err(DeliverError::permanent(
+            name,
+            format!("configuration: `password_file` {} is empty", path.display()),
+        ));
+    }
+    Ok(SecretString::from(password.to_owned()))
+}
+
+fn tls_parameters(cfg: &EmailConfig) -> Result<TlsParameters, DeliverError> {
+    let mut builder = TlsParameters::builder(cfg.smtp_host.clone());
+    if let Some(path) = &cfg.ca_file {
+        let bad = |what: String| {
+            DeliverError::permanent(
+                &cfg.name,
+                format!(
+                    "configuration: `ca_file` {}: {what}; it must be a PEM file with the CA certificate(s)",
+                    path.display()
+                ),
+            )
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(bad("holds no PEM certificate".into()));
+        }
+        let cert = Certificate::from_pem(&pem).map_err(|e| bad(format!("cannot parse it: {e}")))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build_rustls().map_err(|e| {
+        DeliverError::permanent(
+            &cfg.name,
+            format!(
+                "configuration: TLS setup for `smtp_host` {:?} (with `ca_file`) failed: {e}",
+                cfg.smtp_host
+            ),
+        )
+    })
+}
+
+impl Destination for EmailDestination {
+    fn name(&self) -> &str {
+        self.name_()
+    }
+    fn kind(&self) -> &'static str {
+        "email"
+    }
+    fn deliver<'a>(&'a self, set: &'a FileSet) -> BoxFuture<'a, Result<(), DeliverError>> {
+        Box::pin(self.deliver_set(set))
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), DeliverError>> {
+        Box::pin(self.check_server())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> EmailConfig {
+        EmailConfig::new(
+            "mail",
+            "127.0.0.1",
+            "sds@example.org",
+            vec!["ops@example.org".into()],
+        )
+    }
+
+    #[test]
+    fn password_file_is_read_and_trimmed_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "s3cret-pw\r\n").unwrap();
+        assert_eq!(
+            read_password_file("m", &p).unwrap().expose_secret(),
+            "s3cret-pw"
+        );
+        let mut c = cfg();
+        c.username = Some("u".into());
+        c.password_file = Some(p);
+        let d = EmailDestination::new(c).unwrap();
+        assert!(!format!("{d:?}").contains("s3cret-pw"));
+    }
+
+    #[test]
+    fn missing_files_are_permanent_and_named() {
+        let mut c = cfg();
+        c.username = Some("u".into());
+        c.password_file = Some("/nonexistent/pw".into());
+        let e = EmailDestination::new(c).unwrap_err();
+        assert!(e.is_permanent());
+        assert!(e.message.contains("`password_file` /nonexistent/pw"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ca.pem");
+        std::fs::write(&p, "not a cert").unwrap();
+        let mut c = cfg();
+        c.ca_file = Some(p.clone());
+        let e = EmailDestination::new(c).unwrap_err();
+        assert!(e.is_permanent());
+        assert!(
+            e.message.contains("`ca_file`") && e.message.contains(&p.display().to_string()),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn config_errors_are_permanent() {
+        let mut c = cfg();
+        c.to.clear();
+        let e = EmailDestination::new(c).unwrap_err();
+        assert!(e.is_permanent());
+        assert!(e.message.contains("`to`"), "{e}");
+    }
+}

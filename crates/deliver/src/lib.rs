@@ -1,0 +1,117 @@
+//! sds-deliver owns getting a published file set to where it must go: the [`Destination`]
+//! contract, one module per transport, and the classification of failures into retryable and
+//! permanent (the *whether* of retrying; the *when* lives with the caller's backoff policy).
+//!
+//! Architecture invariants: only this crate speaks network protocols; it never reads config files
+//! or the environment (it gets built config structs); a delivery reports success only once every
+//! file is complete under its final name; no secret is ever formatted into an error or log line.
+
+pub mod email;
+pub mod ftp;
+pub mod local;
+pub mod sftp;
+
+use futures_util::future::BoxFuture;
+use std::path::PathBuf;
+
+pub use email::{EmailConfig, EmailDestination};
+pub use ftp::{FtpConfig, FtpDestination};
+pub use local::{LocalConfig, LocalDestination};
+pub use sftp::{SftpConfig, SftpDestination};
+
+/// One file of a snapshot, as stored in the snapshot folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetFile {
+    pub name: String,
+    pub bytes: u64,
+    /// Data rows (header excluded).
+    pub rows: u64,
+    /// What changed against the previous published snapshot (None for the first one).
+    pub changes: Option<RowChanges>,
+    /// The v1 licence file: sent only where the destination includes it.
+    pub license: bool,
+}
+
+/// Row counts of one file's diff against the previous snapshot, for summaries (email body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RowChanges {
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+}
+
+/// The complete set of files of one snapshot. SDS treats a missing file as deleted records, so
+/// destinations always send every file of the set (bar an excluded licence file).
+#[derive(Debug, Clone)]
+pub struct FileSet {
+    pub snapshot_id: String,
+    /// When the snapshot was published, RFC 3339 UTC (for subjects and summaries).
+    pub created_at: String,
+    /// Folder holding the files under their final names.
+    pub dir: PathBuf,
+    pub files: Vec<SetFile>,
+}
+
+impl FileSet {
+    /// The files a destination should carry, given its `include_license_file` choice.
+    pub fn files_for(&self, include_license: bool) -> impl Iterator<Item = &SetFile> {
+        self.files
+            .iter()
+            .filter(move |f| include_license || !f.license)
+    }
+}
+
+/// Whether trying again later can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Network trouble, timeouts, a full or read-only disk that an admin may fix: retry.
+    Retryable,
+    /// Authentication, host key, permission refused by a server, permanent rejection,
+    /// a configuration mistake: retrying cannot help, stop and tell the admin.
+    Permanent,
+}
+
+/// A failed delivery or health check. The message names the destination, what failed and what
+/// to do; it never contains a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("destination {destination:?}: {message}")]
+pub struct DeliverError {
+    pub destination: String,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl DeliverError {
+    pub fn retryable(destination: &str, message: impl Into<String>) -> Self {
+        DeliverError {
+            destination: destination.to_owned(),
+            kind: ErrorKind::Retryable,
+            message: message.into(),
+        }
+    }
+    pub fn permanent(destination: &str, message: impl Into<String>) -> Self {
+        DeliverError {
+            destination: destination.to_owned(),
+            kind: ErrorKind::Permanent,
+            message: message.into(),
+        }
+    }
+    pub fn is_permanent(&self) -> bool {
+        self.kind == ErrorKind::Permanent
+    }
+}
+
+/// Where a snapshot goes. Implementations upload every file under a temporary name, check it,
+/// and only then move it to its final name, so a reader never sees a partial file; temporary
+/// files left by an interrupted attempt are removed by the next one.
+pub trait Destination: Send + Sync {
+    /// The `[[destination]] name`, for logs and the outbox.
+    fn name(&self) -> &str;
+    /// `local`, `sftp`, `ftp`, `email`.
+    fn kind(&self) -> &'static str;
+    /// Deliver the whole set; `Ok` only when every file is complete under its final name.
+    fn deliver<'a>(&'a self, set: &'a FileSet) -> BoxFuture<'a, Result<(), DeliverError>>;
+    /// A cheap proof that a delivery could succeed now (reachable, authenticated, writable).
+    /// Changes nothing visible at the destination.
+    fn check(&self) -> BoxFuture<'_, Result<(), DeliverError>>;
+}
