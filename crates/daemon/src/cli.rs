@@ -1,0 +1,183 @@
+//! Command line: verbs, flags and their help texts; dispatch to the run logic.
+
+use crate::config::{Config, DEFAULT_CONFIG};
+use crate::run::{self, ExportOutcome, ExportReport};
+use crate::{logging, status};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sds_store::SnapshotId;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status of `once` when the mass-change guard held the snapshot: not a crash, but not
+/// something a cron job should report as success either.
+pub const EXIT_HELD: u8 = 3;
+
+/// Exports a school SIS database as Microsoft School Data Sync CSV files and delivers them
+/// when something changed.
+#[derive(Debug, Parser)]
+#[command(name = "sds-sync", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML). Every key can be overridden by SDS_SYNC__SECTION__KEY.
+    #[arg(long, short, global = true, env = "SDS_SYNC_CONFIG", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub verb: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Verb {
+    /// Run one export now: read the SIS, build the files, compare with the last snapshot, and
+    /// when something changed publish it and deliver it to every destination (one attempt each,
+    /// plus anything still pending). Exit 0 on success or no change, 3 when the mass-change
+    /// guard held the snapshot, 1 on any error or failed delivery.
+    Once {
+        /// Build and compare, print per-file counts and what the guard would say; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run as a service: export on the `[schedule]`, deliver with retries, until SIGTERM/SIGINT.
+    /// SIGHUP reloads the configuration (an invalid one is logged and the old one kept).
+    Run,
+    /// Validate the config, connect to the SIS, run each query with a small limit and check
+    /// every destination. Changes nothing.
+    Check {
+        /// Only validate the configuration (keys, values, secret files, schedule, destination
+        /// settings); no network, no database. For systemd's ExecStartPre.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Show the current snapshot, held snapshots, recent runs and pending deliveries.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// How many recent runs to show.
+        #[arg(long, default_value_t = 10)]
+        runs: u32,
+    },
+    /// Publish a snapshot the mass-change guard held, after checking that its data is right,
+    /// and deliver it.
+    Approve {
+        /// The id of the held snapshot (see `sds-sync status`).
+        snapshot_id: SnapshotId,
+    },
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(&cli.config).context("cannot load the configuration")?;
+    logging::init(&cfg.log).context("cannot set up logging")?;
+    match cli.verb {
+        Verb::Once { dry_run: true } => {
+            let store = run::open_store(&cfg).await?;
+            let report = run::export(&cfg, &store, true).await;
+            store.close().await;
+            print_report(&report?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Once { dry_run: false } => {
+            let store = run::open_store(&cfg).await?;
+            let result = run::run_once(&cfg, &store).await;
+            store.close().await;
+            let (report, failed) = result?;
+            if failed > 0 {
+                anyhow::bail!(
+                    "{failed} destination(s) failed; the delivery stays queued for the next run (see the log)"
+                );
+            }
+            Ok(match report.outcome {
+                ExportOutcome::Held { snapshot_id, .. } => {
+                    eprintln!(
+                        "sds-sync: snapshot {snapshot_id} held by the mass-change guard (see the log); `sds-sync approve {snapshot_id}` publishes it"
+                    );
+                    ExitCode::from(EXIT_HELD)
+                }
+                _ => ExitCode::SUCCESS,
+            })
+        }
+        Verb::Run => {
+            crate::service::serve(cli.config, cfg).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Check { offline } => {
+            run::check(&cfg, offline).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Status { json, runs } => {
+            let store = run::open_store(&cfg).await?;
+            let result = status::show(&store, json, runs).await;
+            store.close().await;
+            result?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Approve { snapshot_id } => {
+            let store = run::open_store(&cfg).await?;
+            let result = approve(&cfg, &store, snapshot_id).await;
+            store.close().await;
+            result
+        }
+    }
+}
+
+async fn approve(
+    cfg: &Config,
+    store: &sds_store::Store,
+    id: SnapshotId,
+) -> anyhow::Result<ExitCode> {
+    store
+        .approve(id, &run::destination_names(cfg))
+        .await
+        .with_context(|| format!("cannot approve snapshot {id}"))?;
+    tracing::info!(snapshot_id = id.0, "held snapshot approved and published");
+    println!("snapshot {id} approved and published");
+    let failed = run::deliver_pending_now(cfg, store).await?;
+    if failed > 0 {
+        anyhow::bail!("{failed} destination(s) failed; the delivery stays queued (see the log)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &ExportReport) {
+    match r.previous_snapshot {
+        Some(id) => println!("compared with snapshot {id}"),
+        None => println!("no snapshot published yet: everything is new"),
+    }
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>9}",
+        "file", "rows", "added", "removed", "changed"
+    );
+    for f in &r.files {
+        match f.diff {
+            Some(d) => println!(
+                "{:<24} {:>9} {:>9} {:>9} {:>9}",
+                f.file, f.rows, d.added, d.removed, d.changed
+            ),
+            None => println!(
+                "{:<24} {:>9} {:>9} {:>9} {:>9}",
+                f.file, f.rows, f.rows, "-", "-"
+            ),
+        }
+    }
+    match &r.outcome {
+        ExportOutcome::Unchanged => println!("result: unchanged; nothing would be published"),
+        ExportOutcome::DryRun {
+            would_publish: true,
+            ..
+        } => {
+            println!(
+                "guard: pass\nresult: a new snapshot would be published (dry run: nothing was changed)"
+            )
+        }
+        ExportOutcome::DryRun { held_reasons, .. } => {
+            println!("guard: HOLD");
+            for reason in held_reasons {
+                println!("  {reason}");
+            }
+            println!(
+                "result: the snapshot would be held, not published (dry run: nothing was changed)"
+            );
+        }
+        ExportOutcome::Published { .. } | ExportOutcome::Held { .. } => {}
+    }
+}

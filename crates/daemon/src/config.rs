@@ -1,0 +1,626 @@
+//! Loading `config.toml` plus `SDS_SYNC__SECTION__KEY` environment overrides into typed,
+//! validated settings; resolving `*_file` secrets. The only place that reads config files.
+
+use crate::backoff::RetryPolicy;
+use config::{Config as Layers, Environment, File, FileFormat};
+use sds_core::guard::GuardConfig;
+use sds_core::{Entity, ExportOptions, Format, UsernameRule};
+use sds_deliver::email::EmailConfig;
+use sds_deliver::ftp::FtpConfig;
+use sds_deliver::sftp::SftpConfig;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_CONFIG: &str = "/etc/sds-sync/config.toml";
+pub const ENV_PREFIX: &str = "SDS_SYNC";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    Load { path: String, message: String },
+    #[error("config key {key}: {message}")]
+    Invalid { key: String, message: String },
+    #[error("config key {key}: cannot read secret file {path}: {source}")]
+    SecretFile {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole `config.toml` as written by the admin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: SourceSection,
+    #[serde(default)]
+    pub export: ExportSection,
+    #[serde(default)]
+    pub state: StateSection,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub guard: GuardConfig,
+    #[serde(default)]
+    pub retry: RetrySection,
+    #[serde(default)]
+    pub schedule: ScheduleSection,
+    #[serde(default)]
+    pub daemon: DaemonSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    #[serde(default)]
+    pub destination: Vec<DestinationSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// `postgres://`, `mysql://` (MariaDB too), `sqlite://`, or `demo:`.
+    pub url: String,
+    pub password: Option<SecretString>,
+    pub password_file: Option<PathBuf>,
+    /// Seconds to wait for a SIS connection (default 30).
+    #[serde(default = "default_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    #[serde(default)]
+    pub queries: QueriesSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueriesSection {
+    pub schools: Option<String>,
+    pub students: Option<String>,
+    pub teachers: Option<String>,
+    pub sections: Option<String>,
+    pub student_enrollments: Option<String>,
+    pub teacher_rosters: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportSection {
+    pub format: Format,
+    /// A TOML list, or a comma-separated string (how the environment can give a list).
+    #[serde(deserialize_with = "list_or_csv")]
+    pub schools: Vec<String>,
+    pub username: UsernameRule,
+    pub include_passwords: bool,
+    pub license_file: bool,
+    pub account_sku_id: Option<String>,
+    pub student_id_prefix: String,
+    pub teacher_id_prefix: String,
+}
+
+impl Default for ExportSection {
+    fn default() -> Self {
+        let d = ExportOptions::default();
+        ExportSection {
+            format: d.format,
+            schools: d.schools,
+            username: d.username,
+            include_passwords: d.include_passwords,
+            license_file: d.license_file,
+            account_sku_id: None,
+            student_id_prefix: d.student_id_prefix,
+            teacher_id_prefix: d.teacher_id_prefix,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSection {
+    pub dir: PathBuf,
+    /// Published snapshot folders kept on disk (held ones and undelivered ones are always kept).
+    pub keep_snapshots: usize,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        StateSection {
+            dir: PathBuf::from("/var/lib/sds-sync"),
+            keep_snapshots: 10,
+        }
+    }
+}
+
+/// `[retry]`: how deliveries are retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySection {
+    pub initial_backoff_secs: u64,
+    pub max_backoff_secs: u64,
+    pub max_attempts: u32,
+}
+
+impl Default for RetrySection {
+    fn default() -> Self {
+        RetrySection {
+            initial_backoff_secs: 30,
+            max_backoff_secs: 1800,
+            max_attempts: 20,
+        }
+    }
+}
+
+/// `[schedule]`: when `sds-sync run` exports.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSection {
+    /// 5-field (minute precision) or 6-field (with seconds) cron expression.
+    pub cron: String,
+    /// IANA time zone the cron expression is read in.
+    pub timezone: String,
+    /// Run once at start-up, before the first tick.
+    pub run_at_start: bool,
+}
+
+impl Default for ScheduleSection {
+    fn default() -> Self {
+        ScheduleSection {
+            cron: "0 2 * * *".into(),
+            timezone: "UTC".into(),
+            run_at_start: true,
+        }
+    }
+}
+
+/// `[daemon]`: process behaviour of `sds-sync run`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonSection {
+    /// After SIGTERM/SIGINT, how long the current step may take to reach a safe point.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for DaemonSection {
+    fn default() -> Self {
+        DaemonSection {
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// `[metrics]`: Prometheus `/metrics` and `/healthz`; off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `sds_sync=debug,info`); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// One `[[destination]]`; `kind` picks the transport. Each transport's keys are its config
+/// struct's fields (documented in `sds-deliver`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DestinationSection {
+    Local(LocalSection),
+    Sftp(SftpConfig),
+    Ftp(FtpConfig),
+    Email(EmailConfig),
+}
+
+/// `kind = "local"`: a folder on this machine (or a mounted share).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalSection {
+    pub name: String,
+    pub path: PathBuf,
+    #[serde(default)]
+    pub include_license_file: bool,
+}
+
+impl DestinationSection {
+    pub fn name(&self) -> &str {
+        match self {
+            DestinationSection::Local(l) => &l.name,
+            DestinationSection::Sftp(f) => &f.name,
+            DestinationSection::Ftp(f) => &f.name,
+            DestinationSection::Email(e) => &e.name,
+        }
+    }
+
+    /// Checks without I/O; the message names the key inside the destination table.
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            DestinationSection::Local(l) if l.path.as_os_str().is_empty() => {
+                Err("path is empty".into())
+            }
+            DestinationSection::Local(_) => Ok(()),
+            DestinationSection::Sftp(f) => f
+                .validate()
+                .map_err(|e| format!("{}: {}", e.key, e.message)),
+            DestinationSection::Ftp(f) => f.validate(),
+            DestinationSection::Email(e) => e.validate().map_err(|e| e.to_string()),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (TOML) and the `SDS_SYNC__SECTION__KEY` environment on top of it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, None)
+    }
+
+    /// As [`Config::load`], with the environment given explicitly (tests) instead of the
+    /// process environment.
+    pub fn load_with_env(
+        path: &Path,
+        env: Option<config::Map<String, String>>,
+    ) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        if !path.exists() {
+            return Err(ConfigError::Load {
+                path: shown,
+                message:
+                    "not found; pass --config FILE or create it (see deploy/config.example.toml)"
+                        .into(),
+            });
+        }
+        let layers = Layers::builder()
+            .add_source(File::from(path).format(FileFormat::Toml))
+            .add_source(env_layer().source(env))
+            .build()
+            .map_err(|e| ConfigError::Load {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+        let cfg: Config = layers.try_deserialize().map_err(|e| ConfigError::Load {
+            path: shown,
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks that need no I/O; everything an admin can get wrong is named by its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.source.url.trim().is_empty() {
+            return Err(invalid(
+                "source.url",
+                "is empty; set the SIS database URL, e.g. postgres://sis@db/sis",
+            ));
+        }
+        if self.source.password.is_some() && self.source.password_file.is_some() {
+            return Err(invalid(
+                "source.password_file",
+                "set either source.password or source.password_file, not both",
+            ));
+        }
+        for (entity, q) in self.queries() {
+            if q.trim().is_empty() {
+                return Err(invalid(
+                    format!("source.queries.{}", entity.key()),
+                    "is empty; remove it to use the default query",
+                ));
+            }
+        }
+        let e = &self.export;
+        if e.license_file && e.format != Format::V1 {
+            return Err(invalid(
+                "export.license_file",
+                "License.csv exists only in format v1; set it to false or use format = \"v1\"",
+            ));
+        }
+        if e.license_file
+            && e.account_sku_id
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+        {
+            return Err(invalid(
+                "export.account_sku_id",
+                "is required when export.license_file = true (e.g. \"contoso:STANDARDWOFFPACK_STUDENT\")",
+            ));
+        }
+        if e.format == Format::V2_1 && e.username != UsernameRule::Email {
+            return Err(invalid(
+                "export.username",
+                "SDS v2.1 requires full user@domain usernames; any rule but \"email\" makes every user invalid. Set username = \"email\"",
+            ));
+        }
+        if e.schools.iter().any(|s| s.trim().is_empty()) {
+            return Err(invalid("export.schools", "contains a blank school ID"));
+        }
+        if self.state.dir.as_os_str().is_empty() {
+            return Err(invalid("state.dir", "is empty"));
+        }
+        if self.state.keep_snapshots == 0 {
+            return Err(invalid(
+                "state.keep_snapshots",
+                "must be at least 1 (the current snapshot is always kept)",
+            ));
+        }
+        self.guard.validate().map_err(|m| invalid("guard", m))?;
+        self.retry_policy()?;
+        let mut names = std::collections::BTreeSet::new();
+        for (i, d) in self.destination.iter().enumerate() {
+            let key = format!("destination[{i}].name");
+            if d.name().trim().is_empty() {
+                return Err(invalid(
+                    key,
+                    "is empty; every destination needs a unique name",
+                ));
+            }
+            if !names.insert(d.name()) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{:?} is used by two destinations; names must be unique",
+                        d.name()
+                    ),
+                ));
+            }
+            d.validate()
+                .map_err(|m| invalid(format!("destination[{i}]"), m))?;
+        }
+        Ok(())
+    }
+
+    pub fn queries(&self) -> BTreeMap<Entity, String> {
+        let q = &self.source.queries;
+        let pairs = [
+            (Entity::Schools, &q.schools),
+            (Entity::Students, &q.students),
+            (Entity::Teachers, &q.teachers),
+            (Entity::Sections, &q.sections),
+            (Entity::StudentEnrollments, &q.student_enrollments),
+            (Entity::TeacherRosters, &q.teacher_rosters),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(e, s)| s.clone().map(|s| (e, s)))
+            .collect()
+    }
+
+    pub fn retry_policy(&self) -> Result<RetryPolicy, ConfigError> {
+        let r = &self.retry;
+        RetryPolicy::from_secs(r.initial_backoff_secs, r.max_backoff_secs, r.max_attempts)
+            .map_err(|e| invalid("retry", e.to_string()))
+    }
+
+    pub fn export_options(&self) -> ExportOptions {
+        let e = &self.export;
+        ExportOptions {
+            format: e.format,
+            schools: e.schools.iter().map(|s| s.trim().to_owned()).collect(),
+            username: e.username,
+            include_passwords: e.include_passwords,
+            license_file: e.license_file,
+            account_sku_id: e.account_sku_id.clone().unwrap_or_default(),
+            student_id_prefix: e.student_id_prefix.clone(),
+            teacher_id_prefix: e.teacher_id_prefix.clone(),
+        }
+    }
+
+    /// The SIS password: `source.password` (file or `SDS_SYNC__SOURCE__PASSWORD`), or the
+    /// content of `source.password_file` without its trailing newline.
+    pub fn source_password(&self) -> Result<Option<SecretString>, ConfigError> {
+        if let Some(p) = &self.source.password {
+            return Ok(Some(p.clone()));
+        }
+        match &self.source.password_file {
+            Some(path) => read_secret_file("source.password_file", path).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+fn env_layer() -> Environment {
+    Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__")
+        // No type guessing: "007" must stay the text 007, never become the number 7.
+        .try_parsing(false)
+}
+
+fn default_connect_timeout_secs() -> u64 {
+    30
+}
+
+fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCsv {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match ListOrCsv::deserialize(d)? {
+        ListOrCsv::List(v) => v,
+        ListOrCsv::Csv(s) if s.trim().is_empty() => Vec::new(),
+        ListOrCsv::Csv(s) => s.split(',').map(|x| x.trim().to_owned()).collect(),
+    })
+}
+
+/// Reads a secret from a file (a Docker/systemd credential), trimming the trailing newline that
+/// editors and `echo` add.
+pub fn read_secret_file(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
+    let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+        key: key.into(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(SecretString::from(
+        raw.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    const MINIMAL: &str = "[source]\nurl = \"demo:\"\n";
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_with_env(&path, Some(env))
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let cfg = load(MINIMAL, &[]).unwrap();
+        assert_eq!(cfg.export.format, Format::V1);
+        assert_eq!(cfg.export.username, UsernameRule::Email);
+        assert!(cfg.export.include_passwords);
+        assert!(!cfg.export.license_file);
+        assert_eq!(cfg.state.dir, PathBuf::from("/var/lib/sds-sync"));
+        assert!(cfg.destination.is_empty());
+        assert!(cfg.queries().is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = load("[source]\nurl = \"demo:\"\nurll = 1\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("urll"), "{err}");
+        let err = load(&format!("{MINIMAL}[exprt]\nformat = \"v1\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exprt"), "{err}");
+        let err = load(
+            &format!("{MINIMAL}[[destination]]\nname = \"a\"\nkind = \"local\"\npath = \"/x\"\nincluded_license_file = true\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("included_license_file"), "{err}");
+        let err = load(MINIMAL, &[("SDS_SYNC__EXPORT__FROMAT", "v2")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fromat"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let toml = format!(
+            "{MINIMAL}[export]\nformat = \"v1\"\nschools = [\"001\"]\ninclude_passwords = true\n"
+        );
+        let cfg = load(
+            &toml,
+            &[
+                ("SDS_SYNC__EXPORT__FORMAT", "v2.1"),
+                ("SDS_SYNC__EXPORT__INCLUDE_PASSWORDS", "false"),
+                ("SDS_SYNC__EXPORT__SCHOOLS", "007,010"),
+                ("SDS_SYNC__SOURCE__PASSWORD", "s3cret"),
+                ("SDS_SYNC__STATE__DIR", "/tmp/sds-state"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.export.format, Format::V2_1);
+        assert!(!cfg.export.include_passwords);
+        // Leading zeros survive: IDs are text, never parsed as numbers.
+        assert_eq!(
+            cfg.export.schools,
+            vec!["007".to_string(), "010".to_string()]
+        );
+        assert_eq!(
+            cfg.source_password().unwrap().unwrap().expose_secret(),
+            "s3cret"
+        );
+        assert_eq!(cfg.state.dir, PathBuf::from("/tmp/sds-state"));
+    }
+
+    #[test]
+    fn password_file_is_read_and_trimmed_and_never_debug_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "hunter2\n").unwrap();
+        let toml = format!(
+            "[source]\nurl = \"postgres://sis@db/sis\"\npassword_file = \"{}\"\n",
+            secret.display()
+        );
+        let cfg = load(&toml, &[]).unwrap();
+        assert_eq!(
+            cfg.source_password().unwrap().unwrap().expose_secret(),
+            "hunter2"
+        );
+        let cfg = load("[source]\nurl = \"x\"\npassword = \"hunter2\"\n", &[]).unwrap();
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn invalid_combinations_name_their_key() {
+        let cases = [
+            (
+                "[export]\nformat = \"v2.1\"\nusername = \"email-local-part\"\n",
+                "export.username",
+            ),
+            (
+                "[export]\nformat = \"v2\"\nlicense_file = true\naccount_sku_id = \"x\"\n",
+                "export.license_file",
+            ),
+            ("[export]\nlicense_file = true\n", "export.account_sku_id"),
+            (
+                "[source.queries]\nstudents = \"  \"\n",
+                "source.queries.students",
+            ),
+            (
+                "[[destination]]\nname = \"a\"\nkind = \"local\"\npath = \"/x\"\n[[destination]]\nname = \"a\"\nkind = \"local\"\npath = \"/y\"\n",
+                "destination[1].name",
+            ),
+        ];
+        for (extra, key) in cases {
+            let err = load(&format!("{MINIMAL}{extra}"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let err = load(&format!("{MINIMAL}[export]\nformat = \"v3\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("v3"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_says_what_to_do() {
+        let err = Config::load(Path::new("/nonexistent/sds.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nonexistent/sds.toml") && err.contains("--config"),
+            "{err}"
+        );
+    }
+}

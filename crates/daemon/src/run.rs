@@ -1,0 +1,606 @@
+//! One run, end to end: extract from the SIS, build the SDS files into a staging folder, diff
+//! against the last published snapshot, guard, publish, deliver. Also `check`. Business rules
+//! live in the crates; this module only sequences them, records runs and logs.
+
+use crate::backoff::RetryPolicy;
+use crate::config::{Config, DestinationSection};
+use crate::metrics::DeliveryOutcome;
+use anyhow::{Context, anyhow};
+use chrono::Utc;
+use sds_core::diff::{DiffError, FileDiff, HashingWriter, diff_files_by_entity};
+use sds_core::guard::{GuardVerdict, evaluate};
+use sds_core::{Builder, Built, Entity, FileSpec};
+use sds_deliver::email::EmailDestination;
+use sds_deliver::ftp::FtpDestination;
+use sds_deliver::sftp::SftpDestination;
+use sds_deliver::{Destination, FileSet, LocalConfig, LocalDestination, RowChanges, SetFile};
+use sds_source::{Source, SourceConfig};
+use sds_store::{
+    DeliveryFailure, FileChanges, FileManifest, Job, RunOutcome, SnapshotId, Store, StoreOptions,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::BufWriter;
+use std::path::Path;
+use std::time::Instant;
+use tracing::{Instrument, error, info, info_span, warn};
+
+pub fn source_config(cfg: &Config) -> anyhow::Result<SourceConfig> {
+    Ok(SourceConfig {
+        url: cfg.source.url.clone(),
+        password: cfg.source_password()?,
+        queries: cfg.queries(),
+        connect_timeout: std::time::Duration::from_secs(cfg.source.connect_timeout_secs),
+    })
+}
+
+pub fn destinations(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Destination>>> {
+    cfg.destination
+        .iter()
+        .map(|d| -> anyhow::Result<Box<dyn Destination>> {
+            Ok(match d {
+                DestinationSection::Local(l) => Box::new(LocalDestination::new(LocalConfig {
+                    name: l.name.clone(),
+                    path: l.path.clone(),
+                    include_license_file: l.include_license_file,
+                })),
+                DestinationSection::Sftp(f) => Box::new(
+                    SftpDestination::new(f.clone())
+                        .map_err(|e| anyhow!("{e}"))
+                        .with_context(|| format!("destination {:?}", d.name()))?,
+                ),
+                DestinationSection::Ftp(f) => Box::new(
+                    FtpDestination::new(f.clone())
+                        .map_err(|e| anyhow!("{e}"))
+                        .with_context(|| format!("destination {:?}", d.name()))?,
+                ),
+                DestinationSection::Email(e) => Box::new(
+                    EmailDestination::new(e.clone())
+                        .map_err(|e| anyhow!("{e}"))
+                        .with_context(|| format!("destination {:?}", d.name()))?,
+                ),
+            })
+        })
+        .collect()
+}
+
+/// Start-up warnings of the configured destinations (e.g. a password sent in clear).
+pub fn destination_warnings(cfg: &Config) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for d in &cfg.destination {
+        if let DestinationSection::Ftp(f) = d {
+            let dest = FtpDestination::new(f.clone()).map_err(|e| anyhow!("{e}"))?;
+            out.extend(dest.startup_warnings());
+        }
+    }
+    Ok(out)
+}
+
+pub fn destination_names(cfg: &Config) -> Vec<String> {
+    cfg.destination
+        .iter()
+        .map(|d| d.name().to_owned())
+        .collect()
+}
+
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    let opts = StoreOptions {
+        keep_snapshots: cfg.state.keep_snapshots,
+        // Only for the crash-consistency tests: simulates a crash at one step of publishing.
+        fail_point: match std::env::var("SDS_SYNC_FAILPOINT") {
+            Ok(s) if !s.is_empty() => {
+                Some(s.parse().map_err(|e| anyhow!("SDS_SYNC_FAILPOINT: {e}"))?)
+            }
+            _ => None,
+        },
+    };
+    Store::open_with(&cfg.state.dir, opts)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the state directory {} (config key state.dir)",
+                cfg.state.dir.display()
+            )
+        })
+}
+
+/// Reads every entity from the SIS into a builder and finishes the export.
+pub async fn extract_and_build(cfg: &Config, source: &Source) -> anyhow::Result<Built> {
+    let mut builder = Builder::new(cfg.export_options());
+    for entity in Entity::ALL {
+        let started = Instant::now();
+        let rows = source
+            .read(entity, |values| builder.push(entity, values))
+            .await
+            .with_context(|| format!("cannot read {entity} from the SIS"))?;
+        info!(
+            entity = entity.key(),
+            rows,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "extracted"
+        );
+    }
+    let built = builder.finish().context("cannot build the export")?;
+    for (file, reason, count) in built.drops() {
+        warn!(file, reason = %reason, count, "rows dropped");
+    }
+    for w in built.warnings() {
+        warn!(warning = %w, "export warning");
+    }
+    Ok(built)
+}
+
+/// Writes every file of `built` into `dir`, fsynced, hashing as it writes.
+pub fn write_files(built: &Built, dir: &Path) -> anyhow::Result<Vec<FileManifest>> {
+    let mut files = Vec::new();
+    for spec in built.files() {
+        let path = dir.join(spec.name);
+        let write = || -> std::io::Result<FileManifest> {
+            let file = fs::File::create(&path)?;
+            let mut w = HashingWriter::new(BufWriter::new(file));
+            built.write_file(spec.name, &mut w)?;
+            let (buf, hash) = w.finish();
+            let file = buf.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            Ok(FileManifest {
+                name: spec.name.to_owned(),
+                rows: built.row_count(spec.name),
+                bytes: hash.bytes,
+                hash: hash.hash,
+                license: spec.license,
+                changes: None,
+            })
+        };
+        let m = write()
+            .with_context(|| format!("cannot write {} (is the disk full?)", path.display()))?;
+        files.push(m);
+    }
+    Ok(files)
+}
+
+/// Per-file outcome of a run, as logged, printed and stored with the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    pub file: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub changed: bool,
+    /// None when there is no comparable previous file (first snapshot, format change).
+    pub diff: Option<FileDiff>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ExportOutcome {
+    Unchanged,
+    Published {
+        snapshot_id: i64,
+    },
+    Held {
+        snapshot_id: i64,
+        reasons: Vec<String>,
+    },
+    DryRun {
+        would_publish: bool,
+        held_reasons: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportReport {
+    pub previous_snapshot: Option<i64>,
+    pub files: Vec<FileReport>,
+    #[serde(flatten)]
+    pub outcome: ExportOutcome,
+}
+
+fn diff_one(
+    spec: &FileSpec,
+    prev_dir: Option<&Path>,
+    new_path: &Path,
+) -> anyhow::Result<Option<(FileDiff, BTreeMap<String, FileDiff>)>> {
+    let Some(prev_dir) = prev_dir else {
+        return Ok(None);
+    };
+    let old_path = prev_dir.join(spec.name);
+    let old = match fs::File::open(&old_path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", old_path.display())),
+    };
+    let new =
+        fs::File::open(new_path).with_context(|| format!("cannot read {}", new_path.display()))?;
+    match diff_files_by_entity(
+        spec,
+        Some(std::io::BufReader::new(old)),
+        std::io::BufReader::new(new),
+    ) {
+        Ok(d) => Ok(Some(d)),
+        // The previous snapshot was another format or version: nothing to compare row by row.
+        Err(DiffError::Header { .. }) => Ok(None),
+        Err(e) => Err(e)
+            .with_context(|| format!("cannot compare {} with the previous snapshot", spec.name)),
+    }
+}
+
+/// Extract, build, diff, guard and (unless `dry_run`) publish or hold. Deliveries are separate.
+pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Result<ExportReport> {
+    let source = Source::connect(&source_config(cfg)?)
+        .await
+        .context("cannot connect to the SIS")?;
+    info!(source = %source.describe(), format = cfg.export.format.as_str(), dry_run, "run started");
+    let built = extract_and_build(cfg, &source).await;
+    source.close().await;
+    let built = built?;
+
+    let staging = store
+        .new_staging()
+        .context("cannot create a staging folder in the state directory")?;
+    let manifest = write_files(&built, staging.path())?;
+    let previous = store
+        .current()
+        .await
+        .context("cannot read the current snapshot")?;
+    let prev_dir = previous
+        .as_ref()
+        .filter(|p| p.folder_present)
+        .map(|p| p.folder.as_path());
+
+    let mut manifest = manifest;
+    let mut files = Vec::new();
+    // What the guard judges: each file, or each entity of a file that mixes students and
+    // teachers (v2/v2.1), labelled like "enrollments.csv (teacher)".
+    let mut guarded: Vec<(String, FileDiff)> = Vec::new();
+    for (spec, m) in built.files().iter().zip(manifest.iter_mut()) {
+        let compared = diff_one(spec, prev_dir, &staging.path().join(spec.name))?;
+        let diff = compared.as_ref().map(|(total, _)| *total);
+        let changed = previous
+            .as_ref()
+            .and_then(|p| p.files.iter().find(|f| f.name == m.name))
+            .is_none_or(|old| old.hash != m.hash);
+        match &diff {
+            Some(d) => info!(
+                file = spec.name,
+                rows = m.rows,
+                added = d.added,
+                removed = d.removed,
+                changed = d.changed,
+                "file compared"
+            ),
+            None => info!(
+                file = spec.name,
+                rows = m.rows,
+                "file has no previous version to compare"
+            ),
+        }
+        if let Some((d, by_entity)) = compared {
+            if by_entity.is_empty() {
+                guarded.push((spec.name.to_owned(), d));
+            } else {
+                guarded.extend(
+                    by_entity
+                        .into_iter()
+                        .map(|(e, g)| (format!("{} ({e})", spec.name), g)),
+                );
+            }
+            m.changes = Some(FileChanges {
+                added: d.added,
+                removed: d.removed,
+                changed: d.changed,
+            });
+        }
+        files.push(FileReport {
+            file: m.name.clone(),
+            rows: m.rows,
+            bytes: m.bytes,
+            changed,
+            diff,
+        });
+    }
+    let previous_snapshot = previous.as_ref().map(|p| p.id.0);
+
+    if previous.as_ref().is_some_and(|p| p.same_content(&manifest)) {
+        info!(
+            snapshot_id = previous_snapshot,
+            "data unchanged since the current snapshot; nothing to publish"
+        );
+        staging
+            .discard()
+            .context("cannot remove the staging folder")?;
+        if !dry_run {
+            store
+                .supersede_held()
+                .await
+                .context("cannot supersede held snapshots")?;
+        }
+        return Ok(ExportReport {
+            previous_snapshot,
+            files,
+            outcome: ExportOutcome::Unchanged,
+        });
+    }
+
+    let guarded: Vec<(&str, FileDiff)> = guarded.iter().map(|(l, d)| (l.as_str(), *d)).collect();
+    let verdict: GuardVerdict = evaluate(&cfg.guard, &guarded, previous.is_none());
+    let reasons: Vec<String> = verdict.trips.iter().map(|t| t.to_string()).collect();
+    if dry_run {
+        staging
+            .discard()
+            .context("cannot remove the staging folder")?;
+        return Ok(ExportReport {
+            previous_snapshot,
+            files,
+            outcome: ExportOutcome::DryRun {
+                would_publish: !verdict.held(),
+                held_reasons: reasons,
+            },
+        });
+    }
+    if verdict.held() {
+        let guard_json = serde_json::to_value(&verdict.trips).unwrap_or(serde_json::Value::Null);
+        let id = store
+            .hold(staging, manifest, built.format().as_str(), &guard_json)
+            .await
+            .context("cannot record the held snapshot")?;
+        for t in &verdict.trips {
+            error!(snapshot_id = id.0, file = %t.file, rule = t.rule.as_str(), rows_old = t.rows_old, rows_new = t.rows_new, count = t.count, percent = t.percent, threshold = t.threshold, "mass-change guard tripped");
+        }
+        error!(
+            snapshot_id = id.0,
+            "snapshot held by the mass-change guard and not published; check the SIS, then run `sds-sync approve {}` to publish it anyway",
+            id.0
+        );
+        return Ok(ExportReport {
+            previous_snapshot,
+            files,
+            outcome: ExportOutcome::Held {
+                snapshot_id: id.0,
+                reasons,
+            },
+        });
+    }
+    let id = store
+        .publish(
+            staging,
+            manifest,
+            built.format().as_str(),
+            &destination_names(cfg),
+        )
+        .await
+        .context("cannot publish the snapshot")?;
+    info!(
+        snapshot_id = id.0,
+        files = files.len(),
+        total_rows = built.total_rows(),
+        "snapshot published"
+    );
+    Ok(ExportReport {
+        previous_snapshot,
+        files,
+        outcome: ExportOutcome::Published { snapshot_id: id.0 },
+    })
+}
+
+/// The file set of an outbox job, with the diff counts recorded for its snapshot.
+pub fn file_set(job: &Job, created_at: String) -> FileSet {
+    FileSet {
+        snapshot_id: job.snapshot_id.to_string(),
+        created_at,
+        dir: job.folder.clone(),
+        files: job
+            .files
+            .iter()
+            .map(|f| SetFile {
+                name: f.name.clone(),
+                bytes: f.bytes,
+                rows: f.rows,
+                changes: f.changes.map(|c| RowChanges {
+                    added: c.added,
+                    removed: c.removed,
+                    changed: c.changed,
+                }),
+                license: f.license,
+            })
+            .collect(),
+    }
+}
+
+/// One delivery attempt of `job` to `dest`, recorded in the outbox and in the metrics.
+pub async fn attempt(
+    store: &Store,
+    dest: &dyn Destination,
+    job: &Job,
+    policy: &RetryPolicy,
+) -> anyhow::Result<DeliveryOutcome> {
+    let created_at = store
+        .snapshot(job.snapshot_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|s| {
+            s.created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .unwrap_or_default();
+    let set = file_set(job, created_at);
+    let attempt_no = job.attempts + 1;
+    let started = Instant::now();
+    let result = dest.deliver(&set).await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(()) => {
+            store
+                .record_attempt(job, Ok(()), Utc::now())
+                .await
+                .context("cannot record the delivery")?;
+            info!(
+                destination = dest.name(),
+                kind = dest.kind(),
+                snapshot_id = job.snapshot_id.0,
+                attempt = attempt_no,
+                duration_ms,
+                "delivered"
+            );
+            crate::metrics::record_delivery(dest.name(), DeliveryOutcome::Delivered);
+            Ok(DeliveryOutcome::Delivered)
+        }
+        Err(e) => {
+            let mut rng = fastrand::Rng::new();
+            let next = if e.is_permanent() {
+                None
+            } else {
+                policy.next_attempt_at(Utc::now(), attempt_no, &mut rng)
+            };
+            let permanent = next.is_none();
+            let failure = DeliveryFailure {
+                error: e.to_string(),
+                permanent,
+            };
+            store
+                .record_attempt(job, Err(failure), next.unwrap_or_else(Utc::now))
+                .await
+                .context("cannot record the delivery attempt")?;
+            let error_kind = if e.is_permanent() {
+                "permanent"
+            } else {
+                "retryable"
+            };
+            if permanent {
+                error!(destination = dest.name(), kind = dest.kind(), snapshot_id = job.snapshot_id.0, attempt = attempt_no, error_kind, error = %e, "delivery failed for good; fix the cause, the next snapshot will be delivered again");
+            } else {
+                warn!(destination = dest.name(), kind = dest.kind(), snapshot_id = job.snapshot_id.0, attempt = attempt_no, error_kind, error = %e, next_attempt_at = %next.map(|t| t.to_rfc3339()).unwrap_or_default(), "delivery failed; will retry");
+            }
+            let outcome = if permanent {
+                DeliveryOutcome::Failed
+            } else {
+                DeliveryOutcome::Retry
+            };
+            crate::metrics::record_delivery(dest.name(), outcome);
+            Ok(outcome)
+        }
+    }
+}
+
+/// `once`'s delivery phase: every destination's pending job gets one attempt now, whatever its
+/// backoff says (the admin asked for it). Returns how many failed.
+pub async fn deliver_pending_now(cfg: &Config, store: &Store) -> anyhow::Result<usize> {
+    let policy = cfg.retry_policy()?;
+    let far = Utc::now() + chrono::Duration::days(36500);
+    let mut failed = 0;
+    for dest in destinations(cfg)? {
+        let job = store
+            .next_due_job(dest.name(), far)
+            .await
+            .context("cannot read the delivery outbox")?;
+        if let Some(job) = job
+            && attempt(store, dest.as_ref(), &job, &policy).await? != DeliveryOutcome::Delivered
+        {
+            failed += 1;
+        }
+    }
+    Ok(failed)
+}
+
+/// An export with its run record: the body of `once` and of each scheduled tick. Deliveries
+/// are the caller's business (`once` attempts them inline, the daemon's workers in the background).
+pub async fn run_recorded(cfg: &Config, store: &Store) -> anyhow::Result<ExportReport> {
+    let run = store.begin_run().await.context("cannot record the run")?;
+    let span = info_span!("run", run_id = run.0);
+    async {
+        let started = Instant::now();
+        let result = export(cfg, store, false).await;
+        let (outcome, snapshot, err) = match &result {
+            Ok(r) => match r.outcome {
+                ExportOutcome::Unchanged => (RunOutcome::Unchanged, None, None),
+                ExportOutcome::Published { snapshot_id } => (RunOutcome::Published, Some(SnapshotId(snapshot_id)), None),
+                ExportOutcome::Held { snapshot_id, .. } => (RunOutcome::Held, Some(SnapshotId(snapshot_id)), None),
+                ExportOutcome::DryRun { .. } => (RunOutcome::DryRun, None, None),
+            },
+            Err(e) => (RunOutcome::Failed, None, Some(format!("{e:#}"))),
+        };
+        let rows_json = result.as_ref().ok().and_then(|r| serde_json::to_value(&r.files).ok());
+        store
+            .finish_run(run, outcome, snapshot, err.as_deref(), rows_json.as_ref())
+            .await
+            .context("cannot record the end of the run")?;
+        let duration = started.elapsed();
+        crate::metrics::record_run(metrics_outcome(outcome), duration);
+        if let Ok(r) = &result {
+            for f in &r.files {
+                crate::metrics::record_file_rows(&f.file, f.rows);
+            }
+        }
+        match &result {
+            Ok(_) => info!(outcome = outcome.as_str(), duration_ms = duration.as_millis() as u64, "run finished"),
+            Err(e) => error!(outcome = outcome.as_str(), duration_ms = duration.as_millis() as u64, error = %format!("{e:#}"), "run failed"),
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+pub fn metrics_outcome(outcome: RunOutcome) -> crate::metrics::RunOutcome {
+    use crate::metrics::RunOutcome as M;
+    match outcome {
+        RunOutcome::Published => M::Published,
+        RunOutcome::Unchanged | RunOutcome::DryRun => M::Unchanged,
+        RunOutcome::Held => M::Held,
+        _ => M::Failed,
+    }
+}
+
+/// `once`: a recorded run, then one delivery attempt per destination. Returns the report and
+/// how many deliveries failed.
+pub async fn run_once(cfg: &Config, store: &Store) -> anyhow::Result<(ExportReport, usize)> {
+    let report = run_recorded(cfg, store).await?;
+    let failed = deliver_pending_now(cfg, store).await?;
+    Ok((report, failed))
+}
+
+pub async fn check(cfg: &Config, offline: bool) -> anyhow::Result<()> {
+    // Everything that needs no network: secrets readable, schedule valid, destinations buildable.
+    cfg.source_password()?;
+    crate::schedule::Schedule::parse(&cfg.schedule.cron, &cfg.schedule.timezone)?;
+    let dests = destinations(cfg)?;
+    for w in destination_warnings(cfg)? {
+        println!("warning: {w}");
+    }
+    if offline {
+        println!(
+            "config: ok ({} destination(s); offline check: SIS and destinations not contacted)",
+            dests.len()
+        );
+        return Ok(());
+    }
+    let source = Source::connect(&source_config(cfg)?)
+        .await
+        .context("cannot connect to the SIS")?;
+    println!("config: ok");
+    println!("source: connected to {}", source.describe());
+    let mut problems = 0;
+    for entity in Entity::ALL {
+        match source.probe(entity).await {
+            Ok(()) => println!("query {}: ok", entity.key()),
+            Err(e) => {
+                problems += 1;
+                println!("query {}: FAILED: {e}", entity.key());
+            }
+        }
+    }
+    source.close().await;
+    for dest in dests {
+        match dest.check().await {
+            Ok(()) => println!("destination {} ({}): ok", dest.name(), dest.kind()),
+            Err(e) => {
+                problems += 1;
+                println!("destination {} ({}): FAILED: {e}", dest.name(), dest.kind());
+            }
+        }
+    }
+    if problems > 0 {
+        anyhow::bail!("{problems} check(s) failed; see the report above");
+    }
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! The same SIS on SQLite, PostgreSQL and MariaDB/MySQL must give byte-identical SDS files, in
+//! every format. The reference schema (`deploy/sis/schema-*.sql`) mixes CHAR(3), VARCHAR,
+//! NUMERIC(2,0), INTEGER, DATE and BOOLEAN columns, and each database hands them back as
+//! different types; the source must turn them into the same text everywhere.
+//!
+//! Each test loads `deploy/sis/demo-data.sql` into a fresh database: a SQLite file in a
+//! temporary folder, and (when `SDS_TEST_POSTGRES_URL` / `SDS_TEST_MYSQL_URL` are set) a new
+//! database `sds_xdb_<pid>_<random>` on each server, dropped again at the end, even when the test
+//! fails. It then runs the real `sds-sync once` against each one and against the embedded demo
+//! (`demo:`), and compares every file byte for byte. An unset URL skips that server, except
+//! under `CI=true`, where it fails the test.
+
+mod export_support;
+
+use export_support::{
+    Export, Files, V1_DEMO, V2_ALL, V21_ALL, assert_same_files, assert_valid, run_export,
+};
+use sqlx::{AssertSqlSafe, Connection, Executor};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const POSTGRES_ENV: &str = "SDS_TEST_POSTGRES_URL";
+const MYSQL_ENV: &str = "SDS_TEST_MYSQL_URL";
+
+const SCHEMA_POSTGRES: &str = include_str!("../../../deploy/sis/schema-postgres.sql");
+const SCHEMA_MYSQL: &str = include_str!("../../../deploy/sis/schema-mysql.sql");
+const SCHEMA_SQLITE: &str = include_str!("../../../deploy/sis/schema-sqlite.sql");
+const DEMO_DATA: &str = include_str!("../../../deploy/sis/demo-data.sql");
+
+/// The server URL in `var`, or `None` (skipped) when unset; under `CI=true` an unset URL fails.
+fn env_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{var} is not set, but CI=true: the cross-database tests must run in CI"
+            );
+            eprintln!("skipped: {var} not set");
+            None
+        }
+    }
+}
+
+/// `sds_xdb_<pid>_<random>`: unique across parallel tests and test runs, a plain identifier.
+fn unique_name() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mixed = (nanos as u64) ^ (u64::from(n) << 48) ^ 0x9E37_79B9_7F4A_7C15;
+    format!("sds_xdb_{}_{:x}", std::process::id(), mixed)
+}
+
+/// `url` with its database (the path) replaced by `db`; the query string is kept.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[after_scheme..]
+        .find('/')
+        .map_or(base.len(), |i| after_scheme + i);
+    let mut out = format!("{}/{db}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Server {
+    Postgres,
+    MySql,
+}
+
+impl Server {
+    fn name(self) -> &'static str {
+        match self {
+            Server::Postgres => "PostgreSQL",
+            Server::MySql => "MariaDB/MySQL",
+        }
+    }
+}
+
+/// Runs setup SQL (several statements) on a fresh connection to `url`, then closes it.
+async fn exec(server: Server, url: &str, sql: &str) -> Result<(), sqlx::Error> {
+    let sql = sqlx::raw_sql(AssertSqlSafe(sql.to_owned()));
+    match server {
+        Server::Postgres => {
+            let mut c = sqlx::PgConnection::connect(url).await?;
+            c.execute(sql).await?;
+            c.close().await
+        }
+        Server::MySql => {
+            let mut c = sqlx::MySqlConnection::connect(url).await?;
+            c.execute(sql).await?;
+            c.close().await
+        }
+    }
+}
+
+/// A database created for this test on a server; dropped when this guard is, even when the test
+/// panics (the drop runs a blocking cleanup on its own runtime).
+struct ScratchDb {
+    server: Server,
+    admin_url: String,
+    name: String,
+    /// The URL `sds-sync` connects with.
+    url: String,
+}
+
+impl ScratchDb {
+    /// Creates the database and loads the reference schema and the demo data into it; `None`
+    /// when the server's URL is not set.
+    fn create(server: Server) -> Option<ScratchDb> {
+        let (var, create, schema) = match server {
+            Server::Postgres => (
+                POSTGRES_ENV,
+                "CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0",
+                SCHEMA_POSTGRES,
+            ),
+            Server::MySql => (
+                MYSQL_ENV,
+                "CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+                SCHEMA_MYSQL,
+            ),
+        };
+        let admin_url = env_url(var)?;
+        let name = unique_name();
+        let rt = runtime();
+        rt.block_on(exec(server, &admin_url, &create.replace("{}", &name)))
+            .unwrap_or_else(|e| panic!("{}: cannot create database {name}: {e}", server.name()));
+        // From here on, the guard drops the database whatever happens.
+        let db = ScratchDb {
+            server,
+            url: with_database(&admin_url, &name),
+            admin_url,
+            name,
+        };
+        rt.block_on(async {
+            exec(server, &db.url, schema).await?;
+            exec(server, &db.url, DEMO_DATA).await
+        })
+        .unwrap_or_else(|e| panic!("{}: cannot load the demo SIS: {e}", server.name()));
+        Some(db)
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        let sql = match self.server {
+            Server::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            Server::MySql => format!("DROP DATABASE IF EXISTS {}", self.name),
+        };
+        let result = std::thread::scope(|s| {
+            // A thread of its own, so this works even if dropped inside a runtime.
+            s.spawn(|| runtime().block_on(exec(self.server, &self.admin_url, &sql)))
+                .join()
+        });
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!(
+                "{}: could not drop test database {}: {e}",
+                self.server.name(),
+                self.name
+            ),
+            Err(_) => eprintln!(
+                "{}: dropping test database {} panicked",
+                self.server.name(),
+                self.name
+            ),
+        }
+    }
+}
+
+/// The demo SIS in a new SQLite file (inside the returned folder).
+fn sqlite_db() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let path = dir.path().join("sis.db");
+    load_sqlite(&path);
+    let url = format!("sqlite://{}", path.display());
+    (dir, url)
+}
+
+fn load_sqlite(path: &Path) {
+    runtime().block_on(async {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        let mut c = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("create the SQLite file");
+        c.execute(sqlx::raw_sql(SCHEMA_SQLITE))
+            .await
+            .expect("load schema-sqlite.sql");
+        c.execute(sqlx::raw_sql(DEMO_DATA))
+            .await
+            .expect("load demo-data.sql into SQLite");
+        c.close().await.expect("close SQLite");
+    });
+}
+
+/// Exports `export` from the embedded demo, SQLite and each configured server; all must agree.
+fn same_bytes_everywhere(export: &Export) {
+    let format = export.sds_format();
+    let demo = run_export("demo:", export);
+    assert_valid(format, &demo, &format!("{} from demo:", export.format));
+
+    let (_sqlite_dir, sqlite_url) = sqlite_db();
+    let sqlite = run_export(&sqlite_url, export);
+    assert_same_files("demo:", &demo, "SQLite", &sqlite);
+
+    for server in [Server::Postgres, Server::MySql] {
+        let Some(db) = ScratchDb::create(server) else {
+            continue;
+        };
+        let files: Files = run_export(&db.url, export);
+        assert_same_files("SQLite", &sqlite, server.name(), &files);
+        assert_same_files("demo:", &demo, server.name(), &files);
+        eprintln!(
+            "{} {}: {} file(s) identical to SQLite and demo:",
+            export.format,
+            server.name(),
+            files.len()
+        );
+        drop(db);
+    }
+}
+
+#[test]
+fn v1_with_license_is_identical_on_every_database() {
+    same_bytes_everywhere(&V1_DEMO);
+}
+
+#[test]
+fn v2_is_identical_on_every_database() {
+    same_bytes_everywhere(&V2_ALL);
+}
+
+#[test]
+fn v21_is_identical_on_every_database() {
+    same_bytes_everywhere(&V21_ALL);
+}
+
+#[test]
+fn database_urls_are_rewritten_to_the_test_database() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        with_database("mysql://root:pw@db:3306/test?ssl-mode=disabled", "x"),
+        "mysql://root:pw@db:3306/x?ssl-mode=disabled"
+    );
+    assert_eq!(
+        with_database("postgres://u@h:5432", "x"),
+        "postgres://u@h:5432/x"
+    );
+}
