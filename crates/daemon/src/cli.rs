@@ -105,18 +105,42 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Verb::Status { json, runs } => {
-            let store = run::open_store(&cfg).await?;
+            let store = open_store_or_shared(&cfg).await?;
             let result = status::show(&store, json, runs).await;
             store.close().await;
             result?;
             Ok(ExitCode::SUCCESS)
         }
         Verb::Approve { snapshot_id } => {
-            let store = run::open_store(&cfg).await?;
+            let store = open_store_or_shared(&cfg).await?;
             let result = approve(&cfg, &store, snapshot_id).await;
             store.close().await;
             result
         }
+    }
+}
+
+/// The state directory with its lock, or, when a running daemon holds the lock, shared (reads
+/// and approvals only) so that `status` and `approve` work next to the service.
+async fn open_store_or_shared(cfg: &Config) -> anyhow::Result<sds_store::Store> {
+    match run::open_store(cfg).await {
+        Ok(store) => Ok(store),
+        Err(e)
+            if matches!(
+                e.downcast_ref::<sds_store::StoreError>(),
+                Some(sds_store::StoreError::Locked { .. })
+            ) =>
+        {
+            sds_store::Store::open_shared(&cfg.state.dir)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the state directory {} next to the running daemon",
+                        cfg.state.dir.display()
+                    )
+                })
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -131,6 +155,12 @@ async fn approve(
         .with_context(|| format!("cannot approve snapshot {id}"))?;
     tracing::info!(snapshot_id = id.0, "held snapshot approved and published");
     println!("snapshot {id} approved and published");
+    if !store.is_exclusive() {
+        println!(
+            "a running sds-sync daemon holds the state directory; it delivers the snapshot within a minute"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let failed = run::deliver_pending_now(cfg, store).await?;
     if failed > 0 {
         anyhow::bail!("{failed} destination(s) failed; the delivery stays queued (see the log)");

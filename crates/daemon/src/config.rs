@@ -613,6 +613,35 @@ mod tests {
         assert!(err.contains("v3"), "{err}");
     }
 
+    /// The configs we ship must keep parsing as keys change (examples, demo, compose stack).
+    #[test]
+    fn shipped_configs_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for file in [
+            "deploy/config.example.toml",
+            "deploy/destinations.example.toml",
+            "deploy/demo.toml",
+            "deploy/compose/config.toml",
+        ] {
+            let cfg = Config::load_with_env(&root.join(file), Some(Default::default()))
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(!cfg.destination.is_empty(), "{file}: no destination");
+            if file.contains("destinations") {
+                let kinds: Vec<&str> = cfg
+                    .destination
+                    .iter()
+                    .map(|d| match d {
+                        DestinationSection::Local(_) => "local",
+                        DestinationSection::Sftp(_) => "sftp",
+                        DestinationSection::Ftp(_) => "ftp",
+                        DestinationSection::Email(_) => "email",
+                    })
+                    .collect();
+                assert_eq!(kinds, ["local", "sftp", "ftp", "email"]);
+            }
+        }
+    }
+
     #[test]
     fn missing_file_says_what_to_do() {
         let err = Config::load(Path::new("/nonexistent/sds.toml"))

@@ -15,7 +15,52 @@ mod status;
 use clap::Parser;
 use std::process::ExitCode;
 
+/// An error and its causes on one line, outermost first. Causes whose text the previous message
+/// already includes (errors that format their source into their own message) are not repeated.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+    use anyhow::Context;
+
+    #[test]
+    fn one_line_keeps_every_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        // A source formatted into its parent's message is not repeated.
+        let inner = anyhow::Error::new(io).context("cannot open /x: No such file");
+        let e = Err::<(), _>(inner)
+            .context("cannot load the configuration")
+            .unwrap_err();
+        assert_eq!(
+            one_line(&e),
+            "cannot load the configuration: cannot open /x: No such file"
+        );
+        let e = anyhow::anyhow!("root cause").context("outer");
+        assert_eq!(one_line(&e), "outer: root cause");
+    }
+}
+
 fn main() -> ExitCode {
+    // Snapshot files and the state DB hold student data: owner-only, whatever the umask of the
+    // shell, container or unit that started us.
+    // SAFETY: umask only swaps the process file-mode mask; it cannot fail or touch memory.
+    unsafe {
+        libc::umask(0o077);
+    }
     let args = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -29,10 +74,19 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::dispatch(args)) {
         Ok(code) => code,
+        // `sds-sync status | head`: the reader went away; nothing is wrong with us.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // One line on stderr: the whole context chain, outermost first.
-            eprintln!("sds-sync: {e:#}");
-            tracing::error!(error = %format!("{e:#}"), "sds-sync failed");
+            eprintln!("sds-sync: {}", one_line(&e));
+            tracing::error!(error = %one_line(&e), "sds-sync failed");
             ExitCode::FAILURE
         }
     }

@@ -35,13 +35,16 @@ struct Workers {
 }
 
 impl Workers {
-    fn start(
+    async fn start(
         cfg: &Config,
         store: &Arc<Store>,
         parent: &CancellationToken,
     ) -> anyhow::Result<Workers> {
         let cancel = parent.child_token();
         let policy = cfg.retry_policy()?;
+        // A destination added to the config, or fixed after failing for good, gets the current
+        // snapshot without waiting for the data to change.
+        store.requeue_current(&run::destination_names(cfg)).await?;
         let grace = Duration::from_secs(cfg.daemon.shutdown_grace_secs);
         let mut tasks = JoinSet::new();
         let mut wake = Vec::new();
@@ -114,7 +117,7 @@ async fn worker(
                 },
             };
             if let Err(e) = result {
-                error!(destination = %name, error = %format!("{e:#}"), "cannot record a delivery attempt");
+                error!(destination = %name, error = %crate::one_line(&e), "cannot record a delivery attempt");
             }
             update_outbox_gauge(&store).await;
             continue;
@@ -175,7 +178,7 @@ async fn tick(cfg: &Config, store: &Store, health: &Health, workers: &Workers) {
         Err(e) => (
             "last run failed".to_owned(),
             metrics::RunOutcome::Failed,
-            format!("{e:#}"),
+            crate::one_line(&e),
         ),
     };
     health.record_run(outcome, &reason);
@@ -200,7 +203,7 @@ fn reload(path: &Path, current: &Arc<Config>) -> Option<Arc<Config>> {
                 return None;
             }
             if let Err(e) = run::destinations(&new) {
-                error!(error = %format!("{e:#}"), "reloaded config has an invalid destination; keeping the old config");
+                error!(error = %crate::one_line(&e), "reloaded config has an invalid destination; keeping the old config");
                 return None;
             }
             info!(config = %path.display(), "configuration reloaded");
@@ -251,7 +254,7 @@ pub async fn serve(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     }
     let watchdog = notify::spawn_watchdog(shutdown.clone());
     let alive = health.scheduler_alive_guard();
-    let mut workers = Workers::start(&cfg, &store, &shutdown)?;
+    let mut workers = Workers::start(&cfg, &store, &shutdown).await?;
     update_outbox_gauge(&store).await;
     notify::ready();
     info!(schedule = %schedule.describe(), destinations = cfg.destination.len(), "sds-sync started");
@@ -269,7 +272,7 @@ pub async fn serve(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                         if let Ok(s) = Schedule::parse(&cfg.schedule.cron, &cfg.schedule.timezone) {
                             schedule = s;
                         }
-                        workers = Workers::start(&cfg, &store, &shutdown)?;
+                        workers = Workers::start(&cfg, &store, &shutdown).await?;
                         info!(schedule = %schedule.describe(), "schedule and destinations updated");
                     }
                     continue;

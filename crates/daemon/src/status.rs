@@ -3,6 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use sds_store::{OutboxEntry, RunRecord, Snapshot, Store};
 use serde::Serialize;
+use std::io::Write;
 
 #[derive(Serialize)]
 struct SnapshotView {
@@ -50,6 +51,9 @@ struct StatusView {
     current: Option<SnapshotView>,
     held: Vec<SnapshotView>,
     pending_deliveries: Vec<DeliveryView>,
+    /// Deliveries that stopped retrying (permanent error or out of attempts), newest first. The
+    /// current snapshot is queued again for them at the next start, reload or `once`.
+    failed_deliveries: Vec<DeliveryView>,
     recent_runs: Vec<RunView>,
 }
 
@@ -116,6 +120,12 @@ pub async fn show(store: &Store, json: bool, runs: u32) -> anyhow::Result<()> {
             .into_iter()
             .map(delivery)
             .collect(),
+        failed_deliveries: store
+            .failed_deliveries(10)
+            .await?
+            .into_iter()
+            .map(delivery)
+            .collect(),
         recent_runs: store
             .recent_runs(runs)
             .await?
@@ -123,45 +133,55 @@ pub async fn show(store: &Store, json: bool, runs: u32) -> anyhow::Result<()> {
             .map(run)
             .collect(),
     };
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
         return Ok(());
     }
     match &view.current {
         Some(s) => {
-            println!(
+            writeln!(
+                out,
                 "current snapshot: {} ({}, {}, {} rows)",
                 s.id, s.format, s.created_at, s.total_rows
-            );
+            )?;
             for f in &s.files {
-                println!("  {:<24} {:>9} rows {:>11} bytes", f.name, f.rows, f.bytes);
+                writeln!(
+                    out,
+                    "  {:<24} {:>9} rows {:>11} bytes",
+                    f.name, f.rows, f.bytes
+                )?;
             }
         }
-        None => println!("current snapshot: none published yet"),
+        None => writeln!(out, "current snapshot: none published yet")?,
     }
     if view.held.is_empty() {
-        println!("held snapshots: none");
+        writeln!(out, "held snapshots: none")?;
     } else {
-        println!("held snapshots (publish one with `sds-sync approve ID`):");
+        writeln!(
+            out,
+            "held snapshots (publish one with `sds-sync approve ID`):"
+        )?;
         for s in &view.held {
-            println!("  {} ({}, {} rows)", s.id, s.created_at, s.total_rows);
+            writeln!(out, "  {} ({}, {} rows)", s.id, s.created_at, s.total_rows)?;
             if let Some(serde_json::Value::Array(trips)) = &s.guard {
                 for t in trips {
                     let file = t.get("file").and_then(|v| v.as_str()).unwrap_or("?");
                     let rule = t.get("rule").and_then(|v| v.as_str()).unwrap_or("?");
                     let count = t.get("count").and_then(|v| v.as_u64()).unwrap_or(0);
                     let old = t.get("rows_old").and_then(|v| v.as_u64()).unwrap_or(0);
-                    println!("    {file}: {rule} {count} of {old} rows");
+                    writeln!(out, "    {file}: {rule} {count} of {old} rows")?;
                 }
             }
         }
     }
     if view.pending_deliveries.is_empty() {
-        println!("pending deliveries: none");
+        writeln!(out, "pending deliveries: none")?;
     } else {
-        println!("pending deliveries:");
+        writeln!(out, "pending deliveries:")?;
         for d in &view.pending_deliveries {
-            println!(
+            writeln!(
+                out,
                 "  {} snapshot {} attempts {} next {}{}",
                 d.destination,
                 d.snapshot_id,
@@ -171,12 +191,29 @@ pub async fn show(store: &Store, json: bool, runs: u32) -> anyhow::Result<()> {
                     .as_deref()
                     .map(|e| format!(" last error: {e}"))
                     .unwrap_or_default()
-            );
+            )?;
         }
     }
-    println!("recent runs:");
+    if !view.failed_deliveries.is_empty() {
+        writeln!(
+            out,
+            "failed deliveries (queued again at the next start, reload or `once`):"
+        )?;
+        for d in &view.failed_deliveries {
+            writeln!(
+                out,
+                "  {} snapshot {} after {} attempt(s): {}",
+                d.destination,
+                d.snapshot_id,
+                d.attempts,
+                d.last_error.as_deref().unwrap_or("")
+            )?;
+        }
+    }
+    writeln!(out, "recent runs:")?;
     for r in &view.recent_runs {
-        println!(
+        writeln!(
+            out,
             "  {:>5} {} {:<10}{}{}",
             r.id,
             r.started_at,
@@ -188,7 +225,7 @@ pub async fn show(store: &Store, json: bool, runs: u32) -> anyhow::Result<()> {
                 .as_deref()
                 .map(|e| format!(" error: {e}"))
                 .unwrap_or_default()
-        );
+        )?;
     }
     Ok(())
 }

@@ -257,7 +257,9 @@ pub struct Store {
     publish_lock: tokio::sync::Mutex<()>,
     staging_seq: AtomicU64,
     /// Kept open for the lock; released when the Store is dropped.
-    _lock_file: fs::File,
+    /// The exclusive lock of the state directory; `None` for a store opened with
+    /// [`Store::open_shared`], which may only read and approve.
+    _lock_file: Option<fs::File>,
 }
 
 impl fmt::Debug for Store {
@@ -354,10 +356,63 @@ impl Store {
             opts,
             publish_lock: tokio::sync::Mutex::new(()),
             staging_seq: AtomicU64::new(0),
-            _lock_file: lock_file,
+            _lock_file: Some(lock_file),
         };
         store.recover().await?;
         Ok(store)
+    }
+
+    /// Opens the state directory *without* its lock, next to a running daemon that holds it:
+    /// for `status` (reads) and `approve` (one transaction, serialized with the daemon's by
+    /// SQLite; the daemon's workers then deliver the queued jobs). No migrations, no recovery,
+    /// and no publishing (those need the lock: [`Store::publish`] and friends refuse).
+    pub async fn open_shared(dir: &Path) -> Result<Store> {
+        let db_path = dir.join(DB_FILE);
+        if !db_path.exists() {
+            return Err(StoreError::Usage(format!(
+                "{} does not exist: no sds-sync has run with this state directory yet",
+                db_path.display()
+            )));
+        }
+        let connect = SqliteConnectOptions::new()
+            .filename(&db_path)
+            .create_if_missing(false)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(connect)
+            .await
+            .map_err(|source| StoreError::Db {
+                what: "open",
+                path: db_path.clone(),
+                source,
+            })?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            db_path,
+            pool,
+            opts: StoreOptions::default(),
+            publish_lock: tokio::sync::Mutex::new(()),
+            staging_seq: AtomicU64::new(0),
+            _lock_file: None,
+        })
+    }
+
+    /// Whether this store holds the state directory's lock (opened with `open`/`open_with`).
+    pub fn is_exclusive(&self) -> bool {
+        self._lock_file.is_some()
+    }
+
+    pub(crate) fn require_exclusive(&self, what: &str) -> Result<()> {
+        if self.is_exclusive() {
+            Ok(())
+        } else {
+            Err(StoreError::Usage(format!(
+                "cannot {what} without the state directory lock (opened shared next to a running daemon)"
+            )))
+        }
     }
 
     /// Closes the DB cleanly (checkpoints the WAL). Dropping the Store also releases everything,

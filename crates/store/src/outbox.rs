@@ -249,6 +249,103 @@ impl Store {
         rows.into_iter().map(|r| self.entry_from_row(r)).collect()
     }
 
+    /// Makes sure every configured destination has, or gets, the current snapshot: a destination
+    /// with no job for it (added to the config later) gets one, and one whose job failed for
+    /// good (a wrong password since fixed) is queued again with a fresh attempt count. Called at
+    /// start-up, on config reload and by `once`, so fixing a destination and restarting is enough.
+    /// Destinations with a pending job are left alone. Returns the destinations queued.
+    pub async fn requeue_current(&self, destinations: &[String]) -> Result<Vec<String>> {
+        let _publishing = self.publish_lock.lock().await;
+        let Some((current,)): Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM snapshots WHERE status IN ('published', 'approved') ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.db("read the current snapshot"))?
+        else {
+            return Ok(Vec::new());
+        };
+        let now = ts(Utc::now());
+        let mut queued = Vec::new();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.db("begin requeueing"))?;
+        for dest in destinations {
+            let pending: Option<(i64,)> = sqlx::query_as(
+                "SELECT id FROM outbox WHERE destination = ? AND status = 'pending'",
+            )
+            .bind(dest)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.db("read pending deliveries"))?;
+            if pending.is_some() {
+                continue;
+            }
+            let latest: Option<(i64, String)> = sqlx::query_as(
+                "SELECT id, status FROM outbox WHERE destination = ? AND snapshot_id = ?
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(dest)
+            .bind(current)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.db("read deliveries of the current snapshot"))?;
+            match latest {
+                Some((_, status)) if status == "done" => continue,
+                Some((id, status)) if status == "failed" => {
+                    sqlx::query(
+                        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?,
+                             updated_at = ? WHERE id = ?",
+                    )
+                    .bind(&now)
+                    .bind(&now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.db("requeue a failed delivery"))?;
+                }
+                // No job, or one superseded while the current snapshot was not yet current.
+                _ => {
+                    sqlx::query(
+                        "INSERT INTO outbox (snapshot_id, destination, status, attempts,
+                                             next_attempt_at, created_at, updated_at)
+                         VALUES (?, ?, 'pending', 0, ?, ?, ?)",
+                    )
+                    .bind(current)
+                    .bind(dest)
+                    .bind(&now)
+                    .bind(&now)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.db("enqueue a delivery"))?;
+                }
+            }
+            queued.push(dest.clone());
+        }
+        tx.commit().await.map_err(self.db("commit requeueing"))?;
+        for d in &queued {
+            tracing::info!(destination = %d, snapshot_id = current, "current snapshot queued for a destination that does not have it yet");
+        }
+        Ok(queued)
+    }
+
+    /// Jobs that failed for good, newest first (at most `n`).
+    pub async fn failed_deliveries(&self, n: u32) -> Result<Vec<OutboxEntry>> {
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT id, snapshot_id, destination, status, attempts, next_attempt_at, last_error,
+                    created_at, updated_at
+             FROM outbox WHERE status = 'failed' ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(n))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.db("list failed deliveries"))?;
+        rows.into_iter().map(|r| self.entry_from_row(r)).collect()
+    }
+
     /// The jobs of one snapshot, any status, by destination.
     pub async fn deliveries_of(&self, snapshot: SnapshotId) -> Result<Vec<OutboxEntry>> {
         let rows: Vec<OutboxRow> = sqlx::query_as(

@@ -51,6 +51,7 @@ enum Kind<'a> {
 impl Store {
     /// Creates a fresh, empty staging folder.
     pub fn new_staging(&self) -> Result<Staging> {
+        self.require_exclusive("create a staging folder")?;
         let seq = self.staging_seq.fetch_add(1, Ordering::Relaxed);
         let name = format!(
             "{}-{}-{}",
@@ -405,7 +406,11 @@ impl Store {
             destinations = destinations.len(),
             "approved held snapshot"
         );
-        if let Err(e) = self.prune_locked().await {
+        // Pruning deletes folders: only the lock holder does it (a running daemon prunes after
+        // its next publish).
+        if self.is_exclusive()
+            && let Err(e) = self.prune_locked().await
+        {
             tracing::warn!(error = %e, "cannot prune old snapshots; will retry after the next publish");
         }
         Ok(())
@@ -416,6 +421,7 @@ impl Store {
     /// every one with a pending delivery, and superseded ones newer than the oldest kept.
     /// Returns how many folders were removed. Publish and approve call this themselves.
     pub async fn prune(&self) -> Result<usize> {
+        self.require_exclusive("prune snapshots")?;
         let _publishing = self.publish_lock.lock().await;
         self.prune_locked().await
     }

@@ -844,3 +844,101 @@ async fn the_store_can_be_shared_across_tasks() {
         .unwrap();
     assert_eq!(job.snapshot_id, id);
 }
+
+#[tokio::test]
+async fn a_shared_opener_reads_and_approves_next_to_the_lock_holder_but_cannot_publish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    // Nothing to share yet: a clear error rather than an empty database.
+    assert!(matches!(
+        Store::open_shared(&dir).await,
+        Err(StoreError::Usage(_))
+    ));
+    let daemon = open(&dir, 10).await;
+    let first = publish(&daemon, "a", &["local"]).await.unwrap();
+    let held = hold(&daemon, "b").await.unwrap();
+
+    let admin = Store::open_shared(&dir).await.expect("open shared");
+    assert!(!admin.is_exclusive() && daemon.is_exclusive());
+    assert_eq!(admin.current().await.unwrap().unwrap().id, first);
+    assert_eq!(admin.held_snapshots().await.unwrap().len(), 1);
+    assert!(matches!(admin.new_staging(), Err(StoreError::Usage(_))));
+    assert!(matches!(admin.prune().await, Err(StoreError::Usage(_))));
+
+    admin.approve(held, &["local".to_string()]).await.unwrap();
+    // The lock holder sees the approval and the queued job at once.
+    assert_eq!(daemon.current().await.unwrap().unwrap().id, held);
+    let due = daemon
+        .next_due_job("local", Utc::now() + Duration::days(1))
+        .await
+        .unwrap()
+        .expect("approved snapshot queued");
+    assert_eq!(due.snapshot_id, held);
+    assert!(snapshot_folders(&dir).contains(&held.to_string()));
+}
+
+#[tokio::test]
+async fn requeue_current_gives_failed_and_new_destinations_the_current_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    let far = Utc::now() + Duration::days(1);
+    assert!(
+        store
+            .requeue_current(&["a".into()])
+            .await
+            .unwrap()
+            .is_empty(),
+        "no snapshot yet"
+    );
+    let id = publish(&store, "a", &["a"]).await.unwrap();
+    let job = store.next_due_job("a", far).await.unwrap().unwrap();
+    let failure = DeliveryFailure {
+        error: "530 login incorrect".into(),
+        permanent: true,
+    };
+    assert_eq!(
+        store
+            .record_attempt(&job, Err(failure), Utc::now())
+            .await
+            .unwrap(),
+        JobStatus::Failed
+    );
+    assert_eq!(store.failed_deliveries(10).await.unwrap().len(), 1);
+    assert!(store.next_due_job("a", far).await.unwrap().is_none());
+
+    // "a" failed for good, "b" was added to the config after the publish.
+    let queued = store
+        .requeue_current(&["a".into(), "b".into()])
+        .await
+        .unwrap();
+    assert_eq!(queued, ["a", "b"]);
+    for dest in ["a", "b"] {
+        let job = store
+            .next_due_job(dest, far)
+            .await
+            .unwrap()
+            .expect("queued");
+        assert_eq!((job.snapshot_id, job.attempts), (id, 0));
+    }
+    // Pending jobs are left alone; delivered ones are not sent again.
+    assert!(
+        store
+            .requeue_current(&["a".into(), "b".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for dest in ["a", "b"] {
+        let job = store.next_due_job(dest, far).await.unwrap().unwrap();
+        store.mark_done(&job).await.unwrap();
+    }
+    assert!(
+        store
+            .requeue_current(&["a".into(), "b".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.failed_deliveries(10).await.unwrap().is_empty());
+}
