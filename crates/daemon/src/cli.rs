@@ -57,6 +57,16 @@ pub enum Verb {
         #[arg(long, default_value_t = 10)]
         runs: u32,
     },
+    /// Check a folder of SDS CSV files (ours or anyone's) against the rules of a format:
+    /// file names, exact headers, CSV shape, required values, unique IDs, references. Needs no
+    /// config. Exit 0 when there is no error (warnings are printed too).
+    Validate {
+        /// The folder holding the CSV files.
+        dir: PathBuf,
+        /// The SDS format the files claim to be.
+        #[arg(long, value_parser = ["v1", "v2", "v2.1"])]
+        format: String,
+    },
     /// Publish a snapshot the mass-change guard held, after checking that its data is right,
     /// and deliver it.
     Approve {
@@ -66,6 +76,9 @@ pub enum Verb {
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Verb::Validate { dir, format } = &cli.verb {
+        return validate(dir, format);
+    }
     let cfg = Config::load(&cli.config).context("cannot load the configuration")?;
     logging::init(&cfg.log).context("cannot set up logging")?;
     match cli.verb {
@@ -96,6 +109,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 _ => ExitCode::SUCCESS,
             })
         }
+        Verb::Validate { .. } => unreachable_validate(),
         Verb::Run => {
             crate::service::serve(cli.config, cfg).await?;
             Ok(ExitCode::SUCCESS)
@@ -118,6 +132,67 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             result
         }
     }
+}
+
+fn unreachable_validate() -> anyhow::Result<ExitCode> {
+    anyhow::bail!("validate is handled before the configuration is loaded")
+}
+
+fn validate(dir: &std::path::Path, format: &str) -> anyhow::Result<ExitCode> {
+    use sds_core::Format;
+    use sds_core::validate::{Severity, validate_set_all};
+    let format = match format {
+        "v1" => Format::V1,
+        "v2" => Format::V2,
+        _ => Format::V2_1,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the folder {}", dir.display()))?
+    {
+        let path = entry
+            .with_context(|| format!("cannot read the folder {}", dir.display()))?
+            .path();
+        let is_csv = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        if is_csv && path.is_file() {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            files.push((name, bytes));
+        }
+    }
+    files.sort();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let violations = validate_set_all(format, &refs);
+    let errors = violations
+        .iter()
+        .filter(|v| v.severity == Severity::Error)
+        .count();
+    for v in &violations {
+        println!("{v}");
+    }
+    println!(
+        "{}: {} file(s), {errors} error(s), {} warning(s)",
+        dir.display(),
+        files.len(),
+        violations.len() - errors
+    );
+    if errors > 0 {
+        anyhow::bail!(
+            "{errors} error(s) in {} against SDS {}",
+            dir.display(),
+            format.as_str()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The state directory with its lock, or, when a running daemon holds the lock, shared (reads
