@@ -32,6 +32,48 @@ pub fn one_line(e: &anyhow::Error) -> String {
     out
 }
 
+fn main() -> ExitCode {
+    // Snapshot files and the state DB hold student data: owner-only, whatever the umask of the
+    // shell, container or unit that started us.
+    // SAFETY: umask only swaps the process file-mode mask; it cannot fail or touch memory.
+    unsafe {
+        libc::umask(0o077);
+    }
+    let args = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sds-sync: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(cli::dispatch(args));
+    // A delivery abandoned at shutdown may still sit in a blocking thread (a hung mount): do not
+    // wait for it, or SIGTERM would not end the process within the grace period.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(250));
+    match result {
+        Ok(code) => code,
+        // `sds-sync status | head`: the reader went away; nothing is wrong with us.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // One line on stderr: the whole context chain, outermost first.
+            eprintln!("sds-sync: {}", one_line(&e));
+            tracing::error!(error = %one_line(&e), "sds-sync failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::one_line;
@@ -51,43 +93,5 @@ mod tests {
         );
         let e = anyhow::anyhow!("root cause").context("outer");
         assert_eq!(one_line(&e), "outer: root cause");
-    }
-}
-
-fn main() -> ExitCode {
-    // Snapshot files and the state DB hold student data: owner-only, whatever the umask of the
-    // shell, container or unit that started us.
-    // SAFETY: umask only swaps the process file-mode mask; it cannot fail or touch memory.
-    unsafe {
-        libc::umask(0o077);
-    }
-    let args = cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("sds-sync: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(cli::dispatch(args)) {
-        Ok(code) => code,
-        // `sds-sync status | head`: the reader went away; nothing is wrong with us.
-        Err(e)
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) =>
-        {
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            // One line on stderr: the whole context chain, outermost first.
-            eprintln!("sds-sync: {}", one_line(&e));
-            tracing::error!(error = %one_line(&e), "sds-sync failed");
-            ExitCode::FAILURE
-        }
     }
 }

@@ -517,7 +517,7 @@ pub async fn run_recorded(cfg: &Config, store: &Store) -> anyhow::Result<ExportR
                 ExportOutcome::Held { snapshot_id, .. } => (RunOutcome::Held, Some(SnapshotId(snapshot_id)), None),
                 ExportOutcome::DryRun { .. } => (RunOutcome::DryRun, None, None),
             },
-            Err(e) => (RunOutcome::Failed, None, Some(crate::one_line(&e))),
+            Err(e) => (RunOutcome::Failed, None, Some(crate::one_line(e))),
         };
         let rows_json = result.as_ref().ok().and_then(|r| serde_json::to_value(&r.files).ok());
         store
@@ -533,7 +533,7 @@ pub async fn run_recorded(cfg: &Config, store: &Store) -> anyhow::Result<ExportR
         }
         match &result {
             Ok(_) => info!(outcome = outcome.as_str(), duration_ms = duration.as_millis() as u64, "run finished"),
-            Err(e) => error!(outcome = outcome.as_str(), duration_ms = duration.as_millis() as u64, error = %crate::one_line(&e), "run failed"),
+            Err(e) => error!(outcome = outcome.as_str(), duration_ms = duration.as_millis() as u64, error = %crate::one_line(e), "run failed"),
         }
         result
     }
@@ -555,8 +555,13 @@ pub fn metrics_outcome(outcome: RunOutcome) -> crate::metrics::RunOutcome {
 /// how many deliveries failed.
 pub async fn run_once(cfg: &Config, store: &Store) -> anyhow::Result<(ExportReport, usize)> {
     let report = run_recorded(cfg, store).await?;
+    let names = destination_names(cfg);
     store
-        .requeue_current(&destination_names(cfg))
+        .retire_removed_destinations(&names)
+        .await
+        .context("cannot close deliveries of removed destinations")?;
+    store
+        .requeue_current(&names)
         .await
         .context("cannot queue the current snapshot")?;
     let failed = deliver_pending_now(cfg, store).await?;

@@ -44,7 +44,9 @@ impl Workers {
         let policy = cfg.retry_policy()?;
         // A destination added to the config, or fixed after failing for good, gets the current
         // snapshot without waiting for the data to change.
-        store.requeue_current(&run::destination_names(cfg)).await?;
+        let names = run::destination_names(cfg);
+        store.retire_removed_destinations(&names).await?;
+        store.requeue_current(&names).await?;
         let grace = Duration::from_secs(cfg.daemon.shutdown_grace_secs);
         let mut tasks = JoinSet::new();
         let mut wake = Vec::new();
@@ -109,9 +111,11 @@ async fn worker(
                 () = cancel.cancelled() => match tokio::time::timeout(grace, &mut attempt).await {
                     Ok(r) => r,
                     Err(_) => {
-                        // Dropping the attempt abandons the upload; its temporary files are
-                        // removed by the next attempt, and the job stays pending.
+                        // Dropping the attempt abandons the upload and the job stays pending;
+                        // the destination removes its temporary files now where it can, else
+                        // the next attempt does.
                         warn!(destination = %name, snapshot_id = job.snapshot_id.0, "delivery abandoned at shutdown; it resumes at the next start");
+                        let _ = tokio::time::timeout(Duration::from_secs(2), dest.cleanup_after_abandon()).await;
                         break;
                     }
                 },
@@ -178,7 +182,7 @@ async fn tick(cfg: &Config, store: &Store, health: &Health, workers: &Workers) {
         Err(e) => (
             "last run failed".to_owned(),
             metrics::RunOutcome::Failed,
-            crate::one_line(&e),
+            crate::one_line(e),
         ),
     };
     health.record_run(outcome, &reason);
@@ -290,7 +294,7 @@ pub async fn serve(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
             () = &mut t => {}
             () = shutdown.cancelled() => {
                 if tokio::time::timeout(grace(&cfg), &mut t).await.is_err() {
-                    warn!("run abandoned at shutdown; nothing was published by it");
+                    warn!("run abandoned at shutdown; the next start completes or removes what it left");
                 }
                 break;
             }

@@ -111,6 +111,13 @@ pub trait Destination: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Deliver the whole set; `Ok` only when every file is complete under its final name.
     fn deliver<'a>(&'a self, set: &'a FileSet) -> BoxFuture<'a, Result<(), DeliverError>>;
+    /// Called when a delivery was abandoned (shutdown grace ran out): removes what the abandoned
+    /// attempt left that a reader could trip over, as far as that is possible without waiting on
+    /// the stuck operation. Remote transports leave it to the next attempt, which removes
+    /// leftovers first anyway (their connection is simply dropped).
+    fn cleanup_after_abandon(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
     /// A cheap proof that a delivery could succeed now (reachable, authenticated, writable).
     /// Changes nothing visible at the destination.
     fn check(&self) -> BoxFuture<'_, Result<(), DeliverError>>;

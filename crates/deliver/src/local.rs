@@ -113,6 +113,14 @@ impl Destination for LocalDestination {
                 })?
         })
     }
+    fn cleanup_after_abandon(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // The stuck copy keeps its file descriptor; unlinking the name is still allowed and
+            // leaves no temporary file in the folder.
+            let dir = self.cfg.path.clone();
+            let _ = tokio::task::spawn_blocking(move || remove_stale_temps(&dir)).await;
+        })
+    }
     fn check(&self) -> BoxFuture<'_, Result<(), DeliverError>> {
         Box::pin(async move {
             let this = self.clone();

@@ -332,6 +332,39 @@ impl Store {
         Ok(queued)
     }
 
+    /// Closes the pending jobs of destinations no longer in the config (`keep` lists the ones
+    /// that are), as failed with a reason. Without this a removed destination's job stayed
+    /// pending for ever, and if the destination came back it was sent that old snapshot.
+    /// Returns how many jobs were closed.
+    pub async fn retire_removed_destinations(&self, keep: &[String]) -> Result<u64> {
+        let _publishing = self.publish_lock.lock().await;
+        let pending: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, destination FROM outbox WHERE status = 'pending'")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.db("list pending deliveries"))?;
+        let now = ts(Utc::now());
+        let mut closed = 0;
+        for (id, dest) in pending {
+            if keep.contains(&dest) {
+                continue;
+            }
+            closed += sqlx::query(
+                "UPDATE outbox SET status = 'failed', updated_at = ?,
+                     last_error = 'destination removed from the config'
+                 WHERE id = ? AND status = 'pending'",
+            )
+            .bind(&now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.db("close a removed destination's delivery"))?
+            .rows_affected();
+            tracing::info!(destination = %dest, "pending delivery closed: the destination is no longer configured");
+        }
+        Ok(closed)
+    }
+
     /// Jobs that failed for good, newest first (at most `n`).
     pub async fn failed_deliveries(&self, n: u32) -> Result<Vec<OutboxEntry>> {
         let rows: Vec<OutboxRow> = sqlx::query_as(

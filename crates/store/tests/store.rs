@@ -942,3 +942,31 @@ async fn requeue_current_gives_failed_and_new_destinations_the_current_snapshot(
     );
     assert!(store.failed_deliveries(10).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_removed_destination_keeps_no_pending_job_and_gets_the_current_snapshot_when_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    let far = Utc::now() + Duration::days(1);
+    let first = publish(&store, "a", &["keep", "flaky"]).await.unwrap();
+    // "flaky" leaves the config with snapshot 1 undelivered; snapshot 2 goes to "keep" only.
+    assert_eq!(
+        store
+            .retire_removed_destinations(&["keep".into()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.next_due_job("flaky", far).await.unwrap().is_none());
+    let second = publish(&store, "b", &["keep"]).await.unwrap();
+    assert_ne!(first, second);
+    // Back in the config: it gets the current snapshot, never the old one.
+    let queued = store
+        .requeue_current(&["keep".into(), "flaky".into()])
+        .await
+        .unwrap();
+    assert_eq!(queued, ["flaky"]);
+    let job = store.next_due_job("flaky", far).await.unwrap().unwrap();
+    assert_eq!(job.snapshot_id, second);
+}
