@@ -152,7 +152,7 @@ mod tests {
             files: vec![
                 SetFile {
                     name: "School.csv".into(),
-                    bytes: 21,
+                    bytes: 20,
                     rows: 1,
                     changes: None,
                     license: false,
