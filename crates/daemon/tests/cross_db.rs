@@ -10,23 +10,21 @@
 //! (`demo:`), and compares every file byte for byte. An unset URL skips that server, except
 //! under `CI=true`, where it fails the test.
 
-mod export_support;
+mod support;
 
-use export_support::{
-    Export, Files, V1_DEMO, V2_ALL, V21_ALL, assert_same_files, assert_valid, run_export,
-};
 use sqlx::{AssertSqlSafe, Connection, Executor};
-use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+use support::export::{
+    Export, Files, V1_DEMO, V2_ALL, V21_ALL, assert_same_files, assert_valid, run_export,
+};
+use support::{DEMO_DATA, block_on, create_demo_sis};
 
 const POSTGRES_ENV: &str = "SDS_TEST_POSTGRES_URL";
 const MYSQL_ENV: &str = "SDS_TEST_MYSQL_URL";
 
 const SCHEMA_POSTGRES: &str = include_str!("../../../deploy/sis/schema-postgres.sql");
 const SCHEMA_MYSQL: &str = include_str!("../../../deploy/sis/schema-mysql.sql");
-const SCHEMA_SQLITE: &str = include_str!("../../../deploy/sis/schema-sqlite.sql");
-const DEMO_DATA: &str = include_str!("../../../deploy/sis/demo-data.sql");
 
 /// The server URL in `var`, or `None` (skipped) when unset; under `CI=true` an unset URL fails.
 fn env_url(var: &str) -> Option<String> {
@@ -71,13 +69,6 @@ fn with_database(url: &str, db: &str) -> String {
         out.push_str(q);
     }
     out
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,8 +131,7 @@ impl ScratchDb {
         };
         let admin_url = env_url(var)?;
         let name = unique_name();
-        let rt = runtime();
-        rt.block_on(exec(server, &admin_url, &create.replace("{}", &name)))
+        block_on(exec(server, &admin_url, &create.replace("{}", &name)))
             .unwrap_or_else(|e| panic!("{}: cannot create database {name}: {e}", server.name()));
         // From here on, the guard drops the database whatever happens.
         let db = ScratchDb {
@@ -150,7 +140,7 @@ impl ScratchDb {
             admin_url,
             name,
         };
-        rt.block_on(async {
+        block_on(async {
             exec(server, &db.url, schema).await?;
             exec(server, &db.url, DEMO_DATA).await
         })
@@ -167,7 +157,7 @@ impl Drop for ScratchDb {
         };
         let result = std::thread::scope(|s| {
             // A thread of its own, so this works even if dropped inside a runtime.
-            s.spawn(|| runtime().block_on(exec(self.server, &self.admin_url, &sql)))
+            s.spawn(|| block_on(exec(self.server, &self.admin_url, &sql)))
                 .join()
         });
         match result {
@@ -190,27 +180,9 @@ impl Drop for ScratchDb {
 fn sqlite_db() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("temporary folder");
     let path = dir.path().join("sis.db");
-    load_sqlite(&path);
+    create_demo_sis(&path);
     let url = format!("sqlite://{}", path.display());
     (dir, url)
-}
-
-fn load_sqlite(path: &Path) {
-    runtime().block_on(async {
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true);
-        let mut c = sqlx::SqliteConnection::connect_with(&options)
-            .await
-            .expect("create the SQLite file");
-        c.execute(sqlx::raw_sql(SCHEMA_SQLITE))
-            .await
-            .expect("load schema-sqlite.sql");
-        c.execute(sqlx::raw_sql(DEMO_DATA))
-            .await
-            .expect("load demo-data.sql into SQLite");
-        c.close().await.expect("close SQLite");
-    });
 }
 
 /// Exports `export` from the embedded demo, SQLite and each configured server; all must agree.

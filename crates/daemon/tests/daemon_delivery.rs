@@ -6,9 +6,9 @@
 //! A destination fails because a regular file sits where its folder should be (the tests run as
 //! root, so permissions cannot make a folder unwritable); removing the file lets it succeed.
 
-mod daemon_support;
+mod support;
 
-use daemon_support::*;
+use support::daemon::*;
 
 /// "down" fails and is retried (attempt 1, 2, 3, ... in the log and the outbox) while "up" holds
 /// the snapshot from the start; once "down" works again it gets the same snapshot.

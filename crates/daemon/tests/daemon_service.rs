@@ -6,11 +6,11 @@
 //!
 //! Delivery retries and the restart after SIGKILL are in `daemon_delivery.rs`.
 
-mod daemon_support;
+mod support;
 
-use daemon_support::*;
 use std::fs;
 use std::time::{Duration, Instant};
+use support::daemon::*;
 
 /// One student's last name changes (Student.csv and License.csv change).
 fn rename(last_name: &str) -> String {

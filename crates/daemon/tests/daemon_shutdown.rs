@@ -7,14 +7,14 @@
 //! by turning one snapshot file into a FIFO that the test keeps open and never finishes writing
 //! (what a hung network mount looks like to the copy).
 
-mod daemon_support;
+mod support;
 
-use daemon_support::*;
 use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::daemon::*;
 
 /// A run blocked on the SIS for longer than the grace period (2 s here) is abandoned: exit 0
 /// within the grace period (plus a little), nothing published by it, no staging folder left.

@@ -6,12 +6,12 @@
 //! Counts note: `001-HR-7A` (a course without a name) is kept and named by its course code `HR`,
 //! as ARCHITECTURE.md decides, so its section, its 5 enrollments and its roster row are exported.
 
-mod export_support;
+mod support;
 
-use export_support::{
+use std::collections::BTreeMap;
+use support::export::{
     Export, Files, SKU, V1_DEMO, V2_ALL, V21_ALL, assert_valid, data_lines, run_export, text,
 };
-use std::collections::BTreeMap;
 
 /// Students enrolled per section, worked out from `demo-data.sql`: the dropped enrollment
 /// (`000133` in `001-SCI8-01`) and the inactive student `000131` (`001-MATH7-01`) are left out.

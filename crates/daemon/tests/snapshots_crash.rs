@@ -4,9 +4,9 @@
 //! after), the destinations hold complete files of exactly one snapshot, and the next normal
 //! run completes the work and leaves no leftovers.
 
-mod snapshots_support;
+mod support;
 
-use snapshots_support::*;
+use support::snapshots::*;
 
 const FAIL_POINTS: [&str; 4] = [
     "after_staging",
@@ -89,7 +89,7 @@ fn assert_completed(env: &Env, old: i64, point: &str) -> i64 {
     );
     assert_eq!(held_ids(&status), Vec::<i64>::new(), "{point}");
     env.assert_delivered(current);
-    let students = data_rows(&folder_files(&env.dest(DEST_PLAIN))["Student.csv"]);
+    let students = data_rows(&folder_entries(&env.dest(DEST_PLAIN))["Student.csv"]);
     assert!(
         students
             .iter()

@@ -19,9 +19,9 @@
 //! v2 `users.csv` = 31 students + 7 teachers = 38, `enrollments.csv` = 88 + 9 = 97; v2.1
 //! `roles.csv` = 31 student rows + 8 teacher-school rows = 39.
 
-mod snapshots_support;
+mod support;
 
-use snapshots_support::*;
+use support::snapshots::*;
 
 /// Round 1, each edit hand-counted per format:
 /// - 000124's last name changes: Student.csv / users.csv changed 1; License.csv is keyed by the

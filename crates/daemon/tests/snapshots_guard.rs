@@ -7,10 +7,10 @@
 //! Student.csv 31, License.csv 30, StudentEnrollment.csv 88, TeacherRoster.csv 9 (v1);
 //! v2/v2.1 enrollments.csv 97 = 88 student + 9 teacher rows.
 
-mod snapshots_support;
+mod support;
 
 use serde_json::Value;
-use snapshots_support::*;
+use support::snapshots::*;
 
 /// Four students of school 002 with 4+4+4+2 = 14 enrollments between them.
 const FOUR_STUDENTS: &str = "('004501', '004502', '004503', '004504')";
@@ -193,7 +193,7 @@ fn approve_publishes_a_held_snapshot_and_delivers_it() {
         "delivered by approve itself"
     );
     env.assert_delivered(held);
-    let students = data_rows(&folder_files(&env.dest(DEST_PLAIN))["Student.csv"]);
+    let students = data_rows(&folder_entries(&env.dest(DEST_PLAIN))["Student.csv"]);
     assert_eq!(students.len(), 27);
     assert!(!students.iter().any(|r| r.starts_with("004501,")));
 

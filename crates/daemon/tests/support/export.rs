@@ -1,16 +1,13 @@
-//! Shared by `demo_formats` and `cross_db`: runs the real `sds-sync once` on a source URL with a
+//! Harness of `demo_formats` and `cross_db`: runs the real `sds-sync once` on a source URL with a
 //! temporary config (fresh state folder, one local destination), reads the delivered files back,
 //! and checks them with the independent validator `sds_core::validate`.
 
-// Each test binary compiles this module and uses a different part of it.
-#![allow(dead_code)]
-
+use super::sds_command;
 use sds_core::Format;
 use sds_core::validate::{Severity, Violation, validate_set, validate_set_all};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 
 /// File name → file bytes, in name order.
 pub type Files = BTreeMap<String, Vec<u8>>;
@@ -128,15 +125,13 @@ pub fn run_export(url: &str, export: &Export) -> Files {
     let config = dir.path().join("config.toml");
     std::fs::write(&config, config_text(url, export, &state, &out)).expect("write config");
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sds-sync"));
-    cmd.arg("--config").arg(&config).arg("once");
     // The test's own environment must not override the config.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("SDS_SYNC") {
-            cmd.env_remove(key);
-        }
-    }
-    let output = cmd.output().expect("run sds-sync");
+    let output = sds_command(|k| k.starts_with("SDS_SYNC"))
+        .arg("--config")
+        .arg(&config)
+        .arg("once")
+        .output()
+        .expect("run sds-sync");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),

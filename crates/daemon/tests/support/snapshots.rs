@@ -1,27 +1,16 @@
-//! Shared harness of the snapshot end-to-end tests (`tests/snapshots*.rs`): a SQLite SIS file
-//! built from `deploy/sis`, a config with a state directory and two local destinations in a
-//! temporary folder, and runners for the real `sds-sync` binary and its `status --json`.
-//!
-//! The tests are synchronous: they drive a process. The few SQL statements they run themselves
-//! (editing the SIS between runs, reading the state DB to look for orphans) go through sqlx on a
-//! throw-away current-thread runtime.
+//! Harness of the snapshot end-to-end tests (`tests/snapshots*.rs`): the demo SIS, a config with
+//! a state directory and two local destinations in a [`World`], and runners for `sds-sync once`,
+//! `approve` and `status --json`. The SQL the tests run themselves edits the SIS between runs
+//! and reads the state DB to look for orphans.
 
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
-
+// The shared helpers the tests call; each test binary uses a different subset.
+#[allow(unused_imports)]
+pub use super::{Run, SCHEMA, World, exec_sqlite, names_in, query_i64, query_texts};
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{AssertSqlSafe, Row};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::SystemTime;
-use tempfile::TempDir;
-
-pub const SCHEMA: &str = include_str!("../../../../deploy/sis/schema-sqlite.sql");
-pub const DEMO_DATA: &str = include_str!("../../../../deploy/sis/demo-data.sql");
-pub const BIN: &str = env!("CARGO_BIN_EXE_sds-sync");
 
 /// Every table of the reference SIS schema.
 pub const SIS_TABLES: [&str; 7] = [
@@ -40,108 +29,6 @@ pub const DEST_PLAIN: &str = "without-license";
 
 /// `once` exit status when the guard held the snapshot (`cli::EXIT_HELD`).
 pub const EXIT_HELD: i32 = 3;
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
-
-async fn pool(path: &Path, create: bool) -> sqlx::SqlitePool {
-    let opts = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(create);
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(opts)
-        .await
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
-}
-
-/// Runs `sql` (any number of statements) on the SQLite file `path`, creating it if missing.
-pub fn exec_sqlite(path: &Path, sql: &str) {
-    block_on(async {
-        let pool = pool(path, true).await;
-        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-            .execute(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("SQL failed on {}: {e}\n{sql}", path.display()));
-        pool.close().await;
-    })
-}
-
-/// The first column of every row of `sql` on the SQLite file `path`, as text.
-pub fn query_texts(path: &Path, sql: &str) -> Vec<String> {
-    block_on(async {
-        let pool = pool(path, false).await;
-        let rows = sqlx::query(AssertSqlSafe(sql.to_owned()))
-            .fetch_all(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("SQL failed on {}: {e}\n{sql}", path.display()));
-        pool.close().await;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).expect("a text column"))
-            .collect()
-    })
-}
-
-/// The single integer `sql` returns on the SQLite file `path`.
-pub fn query_i64(path: &Path, sql: &str) -> i64 {
-    block_on(async {
-        let pool = pool(path, false).await;
-        let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql.to_owned()))
-            .fetch_one(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("SQL failed on {}: {e}\n{sql}", path.display()));
-        pool.close().await;
-        n
-    })
-}
-
-/// One finished `sds-sync` process.
-#[derive(Debug)]
-pub struct Run {
-    pub args: String,
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    /// Panics with the whole output unless the process exited with `code`.
-    #[track_caller]
-    pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "sds-sync {} exited with {:?}, expected {code}\n--- stdout\n{}\n--- stderr\n{}",
-            self.args,
-            self.code,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    /// The JSON log lines on stderr (the harness sets `[log] format = "json"`).
-    pub fn log_lines(&self) -> Vec<Value> {
-        self.stderr
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(Value::is_object)
-            .collect()
-    }
-
-    /// Log lines whose message is exactly `message`.
-    pub fn logs_with_message(&self, message: &str) -> Vec<Value> {
-        self.log_lines()
-            .into_iter()
-            .filter(|l| l.get("message").and_then(Value::as_str) == Some(message))
-            .collect()
-    }
-}
 
 /// Rows of a file and, when there was a previous version to compare, (added, removed, changed).
 pub type FileCounts = BTreeMap<String, (u64, Option<[u64; 3]>)>;
@@ -293,24 +180,13 @@ pub fn folder_state(dir: &Path) -> FolderState {
         .collect()
 }
 
-/// Name → bytes of every entry of a folder.
-pub fn folder_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+/// Name → bytes of every entry of a folder, a subfolder with no bytes (missing folder: empty);
+/// [`super::folder_files`] lists regular files only.
+pub fn folder_entries(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     folder_state(dir)
         .into_iter()
         .map(|(k, (b, _))| (k, b))
         .collect()
-}
-
-/// Names in a folder, sorted (missing folder: empty).
-pub fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = match fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    v.sort();
-    v
 }
 
 /// Data rows (header excluded) of a CSV file's bytes.
@@ -325,12 +201,15 @@ pub fn data_rows(bytes: &[u8]) -> Vec<String> {
 
 /// One test's world: SIS file, config, state directory and destinations in one temp folder.
 pub struct Env {
-    _tmp: TempDir,
-    pub root: PathBuf,
-    pub sis: PathBuf,
-    pub state: PathBuf,
-    pub config: PathBuf,
+    world: World,
     pub format: String,
+}
+
+impl std::ops::Deref for Env {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
 }
 
 impl Env {
@@ -341,18 +220,10 @@ impl Env {
 
     /// As [`Env::new`], with extra TOML (e.g. a `[guard]` section) in the config.
     pub fn with_extra(format: &str, extra_toml: &str) -> Env {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let root = tmp.path().to_path_buf();
         let env = Env {
-            sis: root.join("sis.db"),
-            state: root.join("state"),
-            config: root.join("config.toml"),
-            root,
+            world: World::new(),
             format: format.to_string(),
-            _tmp: tmp,
         };
-        exec_sqlite(&env.sis, SCHEMA);
-        exec_sqlite(&env.sis, DEMO_DATA);
         let license = if format == "v1" {
             "license_file = true\naccount_sku_id = \"demo:STANDARDWOFFPACK_STUDENT\"\n"
         } else {
@@ -397,34 +268,17 @@ include_license_file = false
         env
     }
 
-    pub fn dest(&self, name: &str) -> PathBuf {
-        self.root.join("out").join(name)
-    }
-
-    /// Edits the SIS (the binary only ever reads it).
-    pub fn sql(&self, sql: &str) {
-        exec_sqlite(&self.sis, sql);
-    }
-
     /// Runs the binary with this env's config; the environment is cleared of anything that
     /// could change its behaviour (`SDS_SYNC*`, `RUST_LOG`) except `env`.
     pub fn sds(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = Command::new(BIN);
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy();
-            if k.starts_with("SDS_SYNC") || k == "RUST_LOG" {
-                cmd.env_remove(k.as_ref());
-            }
-        }
-        cmd.arg("--config").arg(&self.config).args(args);
-        cmd.envs(env.iter().copied());
-        let out = cmd.output().expect("start sds-sync");
-        Run {
-            args: args.join(" "),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        let out = super::sds_command(|k| k.starts_with("SDS_SYNC") || k == "RUST_LOG")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("start sds-sync");
+        Run::new(args, out)
     }
 
     pub fn once(&self) -> Run {
@@ -446,10 +300,7 @@ include_license_file = false
     /// `status --json`, parsed (asserts exit 0).
     #[track_caller]
     pub fn status(&self) -> Value {
-        let run = self.sds(&["status", "--json", "--runs", "50"], &[]);
-        run.expect_code(0);
-        serde_json::from_str(&run.stdout)
-            .unwrap_or_else(|e| panic!("status --json is not JSON: {e}\n{}", run.stdout))
+        self.sds(&["status", "--json", "--runs", "50"], &[]).json()
     }
 
     /// A successful first `once`; returns the id of the first snapshot.
@@ -460,10 +311,6 @@ include_license_file = false
         let id = current_id(&status).expect("a current snapshot after the first run");
         self.assert_delivered(id);
         id
-    }
-
-    pub fn snapshots_dir(&self) -> PathBuf {
-        self.state.join("snapshots")
     }
 
     pub fn staging_dir(&self) -> PathBuf {
@@ -480,13 +327,9 @@ include_license_file = false
     }
 
     /// The files of snapshot `id` in the state directory.
+    #[track_caller]
     pub fn snapshot_files(&self, id: i64) -> BTreeMap<String, Vec<u8>> {
-        let files = folder_files(&self.snapshots_dir().join(id.to_string()));
-        assert!(
-            !files.is_empty(),
-            "snapshot folder {id} is missing or empty"
-        );
-        files
+        self.snapshot_entries(id, folder_entries)
     }
 
     /// One file of the snapshot `id`.
@@ -507,7 +350,7 @@ include_license_file = false
                 .filter(|(name, _)| license || name.as_str() != "License.csv")
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            let got = folder_files(&self.dest(dest));
+            let got = folder_entries(&self.dest(dest));
             let names = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
             assert_eq!(
                 names(&got),
@@ -540,10 +383,6 @@ include_license_file = false
                 (id, state)
             })
             .collect()
-    }
-
-    fn state_db(&self) -> PathBuf {
-        self.state.join("state.sqlite")
     }
 
     /// Rows in the delivery outbox, whatever their status.

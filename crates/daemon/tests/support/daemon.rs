@@ -1,21 +1,17 @@
-//! Shared harness of the daemon end-to-end tests (`tests/daemon_*.rs`): a SQLite SIS built from
-//! `deploy/sis`, a config with a fast schedule and local destinations in a temporary folder, the
-//! real `sds-sync run` as a child process (JSON logs captured to a file, killed by a guard if a
-//! test fails), signals, a writer that holds the SIS locked to make a run slow, and direct reads
-//! of the state DB.
+//! Harness of the daemon end-to-end tests (`tests/daemon_*.rs`): the demo SIS and a config with a
+//! fast schedule and local destinations in a [`World`], the real `sds-sync run` as a child process
+//! (JSON logs captured to a file, killed by a guard if a test fails), signals, a writer that holds
+//! the SIS locked to make a run slow, and direct reads of the state DB.
 //!
 //! The running service holds an exclusive lock on its state directory, so `sds-sync status` only
 //! works while it is stopped (docs/operations.md); while it runs, the tests read `state.sqlite`
 //! directly (WAL mode: reading never blocks the service).
-//!
-//! Everything is synchronous: the tests drive processes and poll with deadlines. The few SQL
-//! statements they run themselves go through sqlx on throw-away current-thread runtimes.
 
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
-
+use super::{Run, block_on, json_lines, sds_command, sqlite_options};
+// The shared helpers the tests call; each test binary uses a different subset.
+#[allow(unused_imports)]
+pub use super::{World, exec_sqlite, folder_files, message_of, names_in, query_rows};
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Connection};
 use std::collections::BTreeMap;
 use std::fs;
@@ -24,11 +20,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
-use tempfile::TempDir;
-
-pub const SCHEMA: &str = include_str!("../../../../deploy/sis/schema-sqlite.sql");
-pub const DEMO_DATA: &str = include_str!("../../../../deploy/sis/demo-data.sql");
-pub const BIN: &str = env!("CARGO_BIN_EXE_sds-sync");
 
 /// Every two seconds (6 fields, seconds first).
 pub const EVERY_2S: &str = "*/2 * * * * *";
@@ -62,88 +53,6 @@ pub mod msg {
         "run abandoned at shutdown; the next start completes or removes what it left";
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
-
-fn sqlite_options(path: &Path, create: bool) -> SqliteConnectOptions {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(create)
-        .busy_timeout(Duration::from_secs(10))
-}
-
-/// Runs `sql` (any number of statements) on the SQLite file `path`, creating it if missing.
-pub fn exec_sqlite(path: &Path, sql: &str) {
-    block_on(async {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(sqlite_options(path, true))
-            .await
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-            .execute(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("SQL failed on {}: {e}\n{sql}", path.display()));
-        pool.close().await;
-    })
-}
-
-/// Every row of `sql` on the existing SQLite file `path`, each column as JSON (text, integer or
-/// null).
-pub fn query_rows(path: &Path, sql: &str) -> Vec<Vec<Value>> {
-    use sqlx::{Row, TypeInfo, ValueRef};
-    block_on(async {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(sqlite_options(path, false))
-            .await
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-        let rows = sqlx::query(AssertSqlSafe(sql.to_owned()))
-            .fetch_all(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("SQL failed on {}: {e}\n{sql}", path.display()));
-        pool.close().await;
-        rows.iter()
-            .map(|r| {
-                (0..r.columns().len())
-                    .map(|i| {
-                        let raw = r.try_get_raw(i).expect("column");
-                        if raw.is_null() {
-                            return Value::Null;
-                        }
-                        match raw.type_info().name() {
-                            "INTEGER" => Value::from(r.get::<i64, _>(i)),
-                            _ => Value::from(r.get::<String, _>(i)),
-                        }
-                    })
-                    .collect()
-            })
-            .collect()
-    })
-}
-
-/// Name → bytes of every regular file of a folder (missing folder: empty).
-pub fn folder_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return BTreeMap::new();
-    };
-    entries
-        .map(|e| e.expect("folder entry"))
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                fs::read(e.path()).expect("read file"),
-            )
-        })
-        .collect()
-}
-
 /// Name → modification time of every entry of a folder (missing folder: empty).
 pub fn folder_mtimes(dir: &Path) -> BTreeMap<String, SystemTime> {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -156,18 +65,6 @@ pub fn folder_mtimes(dir: &Path) -> BTreeMap<String, SystemTime> {
             (e.file_name().to_string_lossy().into_owned(), mtime)
         })
         .collect()
-}
-
-/// Names in a folder, sorted (missing folder: empty).
-pub fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = match fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    v.sort();
-    v
 }
 
 /// What the generated config contains besides the fixed parts.
@@ -207,29 +104,24 @@ pub struct OutboxRow {
 
 /// One test's world: SIS file, config, state directory and destinations in one temp folder.
 pub struct Env {
-    _tmp: TempDir,
-    pub root: PathBuf,
-    pub sis: PathBuf,
-    pub state: PathBuf,
-    pub config: PathBuf,
+    world: World,
     starts: std::cell::Cell<u32>,
+}
+
+impl std::ops::Deref for Env {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
 }
 
 impl Env {
     /// The demo SIS and a config written from `setup`.
     pub fn new(setup: &Setup) -> Env {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let root = tmp.path().to_path_buf();
         let env = Env {
-            sis: root.join("sis.db"),
-            state: root.join("state"),
-            config: root.join("config.toml"),
-            root,
-            _tmp: tmp,
+            world: World::new(),
             starts: std::cell::Cell::new(0),
         };
-        exec_sqlite(&env.sis, SCHEMA);
-        exec_sqlite(&env.sis, DEMO_DATA);
         env.write_config(setup);
         env
     }
@@ -292,11 +184,6 @@ shutdown_grace_secs = {grace}
         fs::write(&self.config, text).expect("write config");
     }
 
-    /// Where the local destination `name` writes.
-    pub fn dest(&self, name: &str) -> PathBuf {
-        self.root.join("out").join(name)
-    }
-
     /// Makes destination `name` fail: a regular file where its folder should be, so creating
     /// the folder fails (a retryable error; permissions cannot do it, the tests run as root).
     pub fn block(&self, name: &str) {
@@ -310,25 +197,15 @@ shutdown_grace_secs = {grace}
         fs::remove_file(self.dest(name)).expect("remove the blocking file");
     }
 
-    /// Edits the SIS (the binary only ever reads it).
-    pub fn sql(&self, sql: &str) {
-        exec_sqlite(&self.sis, sql);
-    }
-
     /// A command for the binary with this env's config and an environment cleared of anything
     /// that could change its behaviour (`SDS_SYNC*`, `RUST_LOG`, `NOTIFY_SOCKET`, `WATCHDOG_*`).
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy();
-            if k.starts_with("SDS_SYNC")
+        let mut cmd = sds_command(|k| {
+            k.starts_with("SDS_SYNC")
                 || k == "RUST_LOG"
                 || k == "NOTIFY_SOCKET"
                 || k.starts_with("WATCHDOG_")
-            {
-                cmd.env_remove(k.as_ref());
-            }
-        }
+        });
         cmd.arg("--config").arg(&self.config).args(args);
         cmd
     }
@@ -360,24 +237,9 @@ shutdown_grace_secs = {grace}
     /// `status --json`, parsed (asserts exit 0). Only while no daemon runs (state dir lock).
     #[track_caller]
     pub fn status(&self) -> Value {
-        let out = self
-            .command(&["status", "--json", "--runs", "100"])
-            .output()
-            .expect("run sds-sync status");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "sds-sync status failed: {:?}\n{}\n{}",
-            out.status,
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("status --json is not JSON: {e}\n{stdout}"))
-    }
-
-    pub fn state_db(&self) -> PathBuf {
-        self.state.join("state.sqlite")
+        let args = ["status", "--json", "--runs", "100"];
+        let out = self.command(&args).output().expect("run sds-sync status");
+        Run::new(&args, out).json()
     }
 
     /// Ids of committed snapshots (any status but `reserved`), ascending.
@@ -439,12 +301,7 @@ shutdown_grace_secs = {grace}
     /// The files of snapshot `id` in the state directory.
     #[track_caller]
     pub fn snapshot_files(&self, id: i64) -> BTreeMap<String, Vec<u8>> {
-        let files = folder_files(&self.state.join("snapshots").join(id.to_string()));
-        assert!(
-            !files.is_empty(),
-            "snapshot folder {id} is missing or empty"
-        );
-        files
+        self.snapshot_entries(id, folder_files)
     }
 
     /// Whether destination `name` holds exactly the files of snapshot `id` and nothing else.
@@ -618,11 +475,7 @@ impl Daemon {
 
     /// The JSON log lines so far (a line being written is skipped until complete).
     pub fn logs(&self) -> Vec<Value> {
-        self.log_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(Value::is_object)
-            .collect()
+        json_lines(&self.log_text())
     }
 
     /// Log lines whose message is exactly `message`.
@@ -713,12 +566,7 @@ impl Daemon {
 }
 
 fn read_logs(path: &Path) -> Vec<Value> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(Value::is_object)
-        .collect()
+    json_lines(&fs::read_to_string(path).unwrap_or_default())
 }
 
 impl Drop for Daemon {
@@ -735,11 +583,6 @@ impl Drop for Daemon {
             );
         }
     }
-}
-
-/// The `message` of a JSON log line.
-pub fn message_of(line: &Value) -> &str {
-    line.get("message").and_then(Value::as_str).unwrap_or("")
 }
 
 /// The `run_id` of the span a log line was written in.
