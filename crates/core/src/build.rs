@@ -424,15 +424,16 @@ impl Builder {
 
         // Enrollments and rosters: symbols → table indexes, in place. Both rows' references
         // may be broken; the section is reported first so a row is counted once.
-        let section_of = resolve(&section_ids, |id| sections.find(id));
+        let section_of = resolve(&section_ids, sections.iter().map(|row| field(row, ID)));
         drop(section_ids);
-        let student_of = resolve(&student_ids, |id| students.find(id));
+        let student_of = resolve(&student_ids, students.iter().map(|row| field(row, ID)));
         drop(student_ids);
-        let teacher_of = resolve(&teacher_ids, |id| {
+        let teacher_of = resolve(
+            &teacher_ids,
             teacher_groups
-                .binary_search_by(|&start| field(row_at(&teachers, start), ID).cmp(id))
-                .ok()
-        });
+                .iter()
+                .map(|&start| field(row_at(&teachers, start), ID)),
+        );
         drop(teacher_ids);
         for (pairs, user_of, slot) in [
             (&mut enrollments, &student_of, Slot::Enrollment),
@@ -1159,11 +1160,18 @@ fn group_starts(rows: &Table) -> Vec<u32> {
     starts
 }
 
-/// Table index (or `UNRESOLVED`) of every interned symbol.
-fn resolve(ids: &Interner, find: impl Fn(&str) -> Option<usize>) -> Vec<u32> {
-    (0..ids.len())
-        .map(|sym| find(ids.get(sym as u32)).map_or(UNRESOLVED, |i| i as u32))
-        .collect()
+/// Table index (or `UNRESOLVED`) of every interned symbol, given the unique IDs of a sorted
+/// table in index order. Walking the table once and probing the interner costs one hash probe
+/// per row; looking each symbol up in the table by binary search cost ~20 cache misses each.
+fn resolve<'a>(ids: &Interner, table_ids: impl Iterator<Item = &'a str>) -> Vec<u32> {
+    let mut of = vec![UNRESOLVED; ids.len()];
+    for (index, id) in table_ids.enumerate() {
+        if let Some(slot) = ids.find(id).and_then(|sym| of.get_mut(sym as usize)) {
+            // The caller checked that every index fits below UNRESOLVED.
+            *slot = index as u32;
+        }
+    }
+    of
 }
 
 /// Licence rows order by display name (`first + " " + last`), then email.
