@@ -245,6 +245,9 @@ struct Untouched {
     outbox_rows: i64,
     current: Option<i64>,
     runs: usize,
+    /// A staging folder created and removed again still leaves its trace here: an unchanged
+    /// export is recognised from fingerprints, before anything is written.
+    staging_mtime: Option<std::time::SystemTime>,
 }
 
 impl Untouched {
@@ -256,6 +259,7 @@ impl Untouched {
             outbox_rows: env.outbox_rows(),
             current: current_id(&status),
             runs: recent_runs(&status).len(),
+            staging_mtime: staging_mtime(env),
         }
     }
 
@@ -291,6 +295,22 @@ impl Untouched {
         );
         status
     }
+
+    /// Asserts not even a staging folder was written (an unchanged export).
+    #[track_caller]
+    fn assert_nothing_written(&self, env: &Env, what: &str) {
+        assert_eq!(
+            staging_mtime(env),
+            self.staging_mtime,
+            "{what}: a staging folder was created (files were written)"
+        );
+    }
+}
+
+fn staging_mtime(env: &Env) -> Option<std::time::SystemTime> {
+    std::fs::metadata(env.staging_dir())
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 /// `once` on data identical to the current snapshot: exit 0, logs "unchanged", every diff 0.
@@ -310,6 +330,7 @@ fn assert_unchanged_run(env: &Env, before: &Untouched, what: &str) {
         "{what}"
     );
     let status = before.assert_same(env, what);
+    before.assert_nothing_written(env, what);
     assert_eq!(
         recent_runs(&status).len(),
         before.runs + 1,
@@ -426,6 +447,7 @@ fn dry_run_changes_nothing_and_prints_the_guard_verdict() {
         dry.stdout
     );
     before.assert_same(&env, "dry run, unchanged data");
+    before.assert_nothing_written(&env, "dry run, unchanged data");
 
     // A small change: the guard passes, the counts are shown, nothing is written.
     env.sql("UPDATE students SET last_name = 'Alvarez Ruiz' WHERE student_number = '000123';");
