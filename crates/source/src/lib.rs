@@ -126,8 +126,9 @@ impl Source {
     pub async fn probe(&self, entity: Entity) -> Result<(), SourceError> {
         let (sql, query) = self.query(entity)?;
         // A derived table with LIMIT is understood by PostgreSQL, MySQL/MariaDB and SQLite
-        // alike, whatever the query itself looks like (joins, CTEs, ORDER BY).
-        let wrapped = format!("SELECT * FROM ({sql}) AS q LIMIT 5");
+        // alike, whatever the query itself looks like (joins, CTEs, ORDER BY). The query stands
+        // on lines of its own so that a trailing `-- comment` ends before the wrapper does.
+        let wrapped = format!("SELECT * FROM (\n{sql}\n) AS q LIMIT 5");
         let started = Instant::now();
         let rows = self.run(query, wrapped, &mut |_| ()).await?;
         debug!(

@@ -143,6 +143,32 @@ async fn probe_limits_rows_and_accepts_a_trailing_semicolon() {
 }
 
 #[tokio::test]
+async fn probe_accepts_a_query_ending_in_a_line_comment() {
+    // `check` wraps the admin's query in a derived table; a trailing `-- comment` must not
+    // swallow the wrapper's closing parenthesis and LIMIT.
+    for db in TestDb::all().await {
+        let table = schools_table(&db).await;
+        db.with_tables(&[&table], async {
+            let sql = format!(
+                "SELECT school_code AS school_id, school_name AS name FROM {table} -- all schools"
+            );
+            let source = db.source(Entity::Schools, &sql).await;
+            source
+                .probe(Entity::Schools)
+                .await
+                .unwrap_or_else(|e| panic!("{}: probe: {e}", db.name()));
+            let rows = read_all(&source, Entity::Schools)
+                .await
+                .unwrap_or_else(|e| panic!("{}: read: {e}", db.name()));
+            assert_eq!(rows.len(), 3, "{}", db.name());
+            source.close().await;
+        })
+        .await;
+        db.close().await;
+    }
+}
+
+#[tokio::test]
 async fn duplicate_and_empty_queries_are_errors() {
     let db = TestDb::sqlite().await;
     let source = db
