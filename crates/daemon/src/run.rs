@@ -77,6 +77,15 @@ pub fn destination_warnings(cfg: &Config) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// Logs [`destination_warnings`] at WARN: at service start, after a reload and in `once`, so
+/// an admin who runs sds-sync from cron sees them too.
+pub fn log_destination_warnings(cfg: &Config) -> anyhow::Result<()> {
+    for w in destination_warnings(cfg)? {
+        warn!(warning = %w, "destination warning");
+    }
+    Ok(())
+}
+
 pub fn destination_names(cfg: &Config) -> Vec<String> {
     cfg.destination
         .iter()
@@ -402,6 +411,15 @@ pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Resul
         };
         let diff = compared.as_ref().map(|(total, _)| *total);
         log_compared(spec.name, m.rows, diff.as_ref());
+        if previous.is_some() && compared.is_none() {
+            // Said out loud: a file the guard cannot judge goes out unguarded.
+            warn!(
+                file = spec.name,
+                snapshot_id = previous_snapshot,
+                "file cannot be compared with the current snapshot (another format, or its copy \
+                 is missing from the state directory); the mass-change guard does not judge it"
+            );
+        }
         if let Some((d, by_entity)) = compared {
             if by_entity.is_empty() {
                 guarded.push((spec.name.to_owned(), d));
@@ -660,6 +678,7 @@ pub fn metrics_outcome(outcome: RunOutcome) -> crate::metrics::RunOutcome {
 /// `once`: a recorded run, then one delivery attempt per destination. Returns the report and
 /// how many deliveries failed.
 pub async fn run_once(cfg: &Config, store: &Store) -> anyhow::Result<(ExportReport, usize)> {
+    log_destination_warnings(cfg)?;
     let report = run_recorded(cfg, store).await?;
     let names = destination_names(cfg);
     store

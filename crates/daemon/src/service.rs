@@ -240,9 +240,7 @@ pub async fn serve(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         });
     }
 
-    for d in run::destination_warnings(&cfg)? {
-        warn!(warning = %d, "destination warning");
-    }
+    run::log_destination_warnings(&cfg)?;
     let store = Arc::new(run::open_store(&cfg).await?);
     let health = Health::new();
     let mut background = JoinSet::new();
@@ -278,6 +276,9 @@ pub async fn serve(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                         }
                         workers = Workers::start(&cfg, &store, &shutdown).await?;
                         info!(schedule = %schedule.describe(), "schedule and destinations updated");
+                        if let Err(e) = run::log_destination_warnings(&cfg) {
+                            warn!(error = %format!("{e:#}"), "cannot check the destinations' warnings");
+                        }
                     }
                     continue;
                 }
