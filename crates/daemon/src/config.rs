@@ -72,6 +72,9 @@ pub struct SourceSection {
     /// Seconds to wait for a SIS connection (default 30).
     #[serde(default = "default_connect_timeout_secs")]
     pub connect_timeout_secs: u64,
+    /// Seconds one SIS query may take, all rows included (default 3600).
+    #[serde(default = "default_query_timeout_secs")]
+    pub query_timeout_secs: u64,
     #[serde(default)]
     pub queries: QueriesSection,
 }
@@ -322,6 +325,17 @@ impl Config {
                 "set either source.password or source.password_file, not both",
             ));
         }
+        for (key, secs) in [
+            (
+                "source.connect_timeout_secs",
+                self.source.connect_timeout_secs,
+            ),
+            ("source.query_timeout_secs", self.source.query_timeout_secs),
+        ] {
+            if !(1..=86_400 * 7).contains(&secs) {
+                return Err(invalid(key, "must be between 1 and 604800 seconds"));
+            }
+        }
         for (entity, q) in self.queries() {
             if q.trim().is_empty() {
                 return Err(invalid(
@@ -450,6 +464,10 @@ fn env_layer() -> Environment {
 
 fn default_connect_timeout_secs() -> u64 {
     30
+}
+
+fn default_query_timeout_secs() -> u64 {
+    3600
 }
 
 fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

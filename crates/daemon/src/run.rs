@@ -32,6 +32,7 @@ pub fn source_config(cfg: &Config) -> anyhow::Result<SourceConfig> {
         password: cfg.source_password()?,
         queries: cfg.queries(),
         connect_timeout: std::time::Duration::from_secs(cfg.source.connect_timeout_secs),
+        query_timeout: std::time::Duration::from_secs(cfg.source.query_timeout_secs),
     })
 }
 

@@ -99,8 +99,19 @@ async fn connect_postgres(
     }
     // The server enforces read-only for every transaction of the session, including the
     // implicit one around each statement.
+    // The server also ends a query a minute after sds-sync gave up on it (query_timeout), so
+    // a hung query does not hold a backend and its locks until the server restarts.
+    let server_timeout_ms = cfg
+        .query_timeout
+        .saturating_add(std::time::Duration::from_secs(60))
+        .as_millis()
+        .min(i32::MAX as u128)
+        .to_string();
     opts = opts
-        .options([("default_transaction_read_only", "on")])
+        .options([
+            ("default_transaction_read_only", "on"),
+            ("statement_timeout", server_timeout_ms.as_str()),
+        ])
         .application_name("sds-sync")
         // Our own debug line per query says what matters; sqlx would log each statement's SQL.
         .disable_statement_logging();

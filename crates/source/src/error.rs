@@ -62,6 +62,13 @@ pub enum SourceError {
         message: String,
     },
 
+    /// The query did not finish within `[source] query_timeout_secs`.
+    #[error(
+        "{query} did not finish within {secs} s ([source] query_timeout_secs); check the SIS \
+         for locks or load, or raise the limit if the query is simply slow"
+    )]
+    Timeout { query: QueryName, secs: u64 },
+
     /// The query text is empty once trailing `;` and blanks are removed.
     #[error("{query} is empty")]
     EmptyQuery { query: QueryName },

@@ -31,6 +31,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tracing::debug;
 
+/// How long [`Source::close`] waits for busy connections.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What `[source]` says, already resolved (password from `password_file` or env).
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
@@ -42,10 +45,14 @@ pub struct SourceConfig {
     pub queries: BTreeMap<Entity, String>,
     /// How long to wait for a connection, at connect and whenever a query needs one.
     pub connect_timeout: Duration,
+    /// How long one query may take, all its rows included: a hung SIS must fail the run
+    /// (and show in the logs and metrics) instead of stopping every later one.
+    pub query_timeout: Duration,
 }
 
 impl SourceConfig {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(3600);
 
     /// A config for `url` with no password override, the default queries and timeout.
     pub fn new(url: impl Into<String>) -> SourceConfig {
@@ -63,6 +70,7 @@ impl Default for SourceConfig {
             password: None,
             queries: BTreeMap::new(),
             connect_timeout: SourceConfig::DEFAULT_CONNECT_TIMEOUT,
+            query_timeout: SourceConfig::DEFAULT_QUERY_TIMEOUT,
         }
     }
 }
@@ -74,6 +82,7 @@ pub struct Source {
     target: String,
     queries: BTreeMap<Entity, String>,
     scrubber: Scrubber,
+    query_timeout: Duration,
 }
 
 impl Source {
@@ -91,6 +100,7 @@ impl Source {
             target: connected.target,
             queries: cfg.queries.clone(),
             scrubber: connected.scrubber,
+            query_timeout: cfg.query_timeout,
         })
     }
 
@@ -101,8 +111,8 @@ impl Source {
     /// The contract columns are checked before the first row (from the prepared statement), so
     /// a query that returns no rows is checked too. Errors: [`SourceError::MissingColumn`],
     /// [`SourceError::DuplicateColumn`], [`SourceError::UnsupportedType`],
-    /// [`SourceError::Value`], [`SourceError::Query`] (the database's message), and
-    /// [`SourceError::EmptyQuery`]. Rows already handed to `sink` stay handed; on error the
+    /// [`SourceError::Value`], [`SourceError::Query`] (the database's message),
+    /// [`SourceError::Timeout`] and [`SourceError::EmptyQuery`]. Rows already handed to `sink` stay handed; on error the
     /// caller should discard them.
     pub async fn read<F>(&self, entity: Entity, mut sink: F) -> Result<u64, SourceError>
     where
@@ -147,12 +157,20 @@ impl Source {
         self.target.clone()
     }
 
-    /// Closes the pool's connections (waits for running queries to end).
+    /// Closes the pool's connections. Waits at most a few seconds: after a query timed out its
+    /// connection may still be waiting for the server, and a hung SIS must not hang the caller.
     pub async fn close(&self) {
-        match &self.pools {
-            Pools::Postgres(p) => p.close().await,
-            Pools::MySql(p) => p.close().await,
-            Pools::Sqlite(p) => p.close().await,
+        let close = async {
+            match &self.pools {
+                Pools::Postgres(p) => p.close().await,
+                Pools::MySql(p) => p.close().await,
+                Pools::Sqlite(p) => p.close().await,
+            }
+        };
+        if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+            debug!(
+                "SIS connections still busy after {CLOSE_TIMEOUT:?}; left to close in the background"
+            );
         }
     }
 
@@ -174,11 +192,20 @@ impl Source {
     where
         F: FnMut(Vec<Option<String>>),
     {
-        match &self.pools {
-            Pools::Postgres(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
-            Pools::MySql(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
-            Pools::Sqlite(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
-        }
+        let run = async {
+            match &self.pools {
+                Pools::Postgres(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
+                Pools::MySql(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
+                Pools::Sqlite(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
+            }
+        };
+        // Dropping the stream on timeout closes its connection; the server ends the query.
+        tokio::time::timeout(self.query_timeout, run)
+            .await
+            .unwrap_or(Err(SourceError::Timeout {
+                query,
+                secs: self.query_timeout.as_secs(),
+            }))
     }
 }
 

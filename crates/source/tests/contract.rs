@@ -169,6 +169,59 @@ async fn probe_accepts_a_query_ending_in_a_line_comment() {
 }
 
 #[tokio::test]
+async fn a_query_past_its_timeout_fails_naming_the_key() {
+    // A hung SIS (a lock, an overloaded server) must fail the run, not stall it for ever.
+    let servers: Vec<(TestDb, &str)> = [
+        (
+            TestDb::postgres().await,
+            "SELECT '1' AS school_id, 'x' AS name FROM pg_sleep(30)",
+        ),
+        (
+            TestDb::mysql().await,
+            "SELECT '1' AS school_id, SLEEP(30) AS name",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(db, sql)| db.map(|db| (db, sql)))
+    .collect();
+    for (db, sql) in servers {
+        let mut cfg = common::config(&db.url, Entity::Schools, sql);
+        cfg.query_timeout = std::time::Duration::from_secs(1);
+        let source = Source::connect(&cfg).await.expect("connect");
+        let started = std::time::Instant::now();
+        let err = read_all(&source, Entity::Schools)
+            .await
+            .expect_err("the query outlives its timeout");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{}: the timeout did not cut the query",
+            db.name()
+        );
+        assert!(
+            matches!(err, SourceError::Timeout { secs: 1, .. }),
+            "{}: {err}",
+            db.name()
+        );
+        let text = err.to_string();
+        for part in ["[source.queries] schools", "query_timeout_secs", "1 s"] {
+            assert!(
+                text.contains(part),
+                "{}: {part:?} missing: {text}",
+                db.name()
+            );
+        }
+        // Closing does not wait for the abandoned query either.
+        source.close().await;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{}: close waited for the abandoned query",
+            db.name()
+        );
+        db.close().await;
+    }
+}
+
+#[tokio::test]
 async fn duplicate_and_empty_queries_are_errors() {
     let db = TestDb::sqlite().await;
     let source = db
