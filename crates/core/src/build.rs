@@ -21,7 +21,7 @@
 //!   of the sorted section and user tables, so sorting the pairs sorts the file;
 //! - nothing is rendered ahead of time: `write_file` streams each file from these tables.
 
-use crate::contract::Entity;
+use crate::contract::{Entity, MAX_COLUMNS};
 use crate::csvout::CsvOut;
 use crate::format::{self, FileSpec};
 use crate::options::{ExportOptions, Format, UsernameRule};
@@ -254,13 +254,18 @@ impl Builder {
     /// is missing; a record missing a required column is dropped as
     /// [`DropReason::MissingValue`]. Case and leading zeros are never touched.
     pub fn push(&mut self, entity: Entity, values: Vec<Option<String>>) {
+        let values: Vec<Option<&str>> = values.iter().map(Option::as_deref).collect();
+        self.push_row(entity, &values);
+    }
+
+    /// [`Builder::push`] for borrowed values, as a source hands them out: nothing is copied but
+    /// what the build keeps.
+    pub fn push_row(&mut self, entity: Entity, values: &[Option<&str>]) {
         let columns = entity.columns();
-        let cells: Vec<Cow<'_, str>> = (0..columns.len())
-            .map(|i| match values.get(i) {
-                Some(Some(v)) => clean(v),
-                _ => Cow::Borrowed(""),
-            })
-            .collect();
+        let cells: [Cow<'_, str>; MAX_COLUMNS] = std::array::from_fn(|i| match values.get(i) {
+            Some(Some(v)) if i < columns.len() => clean(v),
+            _ => Cow::Borrowed(""),
+        });
         if columns
             .iter()
             .zip(&cells)

@@ -59,8 +59,9 @@ impl Entity {
         }
     }
 
-    /// The contract columns in the order sources hand values to the builder.
-    pub fn columns(self) -> &'static [ContractColumn] {
+    /// The contract columns in the order sources hand values to the builder (at most
+    /// [`MAX_COLUMNS`]).
+    pub const fn columns(self) -> &'static [ContractColumn] {
         const SCHOOLS: &[ContractColumn] = &[req("school_id"), req("name")];
         const STUDENTS: &[ContractColumn] = &[
             req("student_id"),
@@ -107,6 +108,19 @@ impl Entity {
         }
     }
 }
+
+/// The most columns any entity has (students: 7), so a row's values fit in a stack array.
+pub const MAX_COLUMNS: usize = 7;
+
+const _: () = {
+    // Checked at compile time: an entity that outgrows MAX_COLUMNS does not build.
+    let all = Entity::ALL;
+    let mut i = 0;
+    while i < all.len() {
+        assert!(all[i].columns().len() <= MAX_COLUMNS);
+        i += 1;
+    }
+};
 
 impl fmt::Display for Entity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

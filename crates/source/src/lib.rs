@@ -105,8 +105,9 @@ impl Source {
     }
 
     /// Runs the entity's query and hands each row to `sink`, values in `entity.columns()`
-    /// order (None = NULL or an optional column the query does not return). Rows stream:
-    /// memory does not grow with the number of rows. Returns the number of rows read.
+    /// order (None = NULL or an optional column the query does not return). The values are
+    /// borrowed from the driver's row buffer, valid for the call only: copy what you keep. Rows
+    /// stream: memory does not grow with the number of rows. Returns the number of rows read.
     ///
     /// The contract columns are checked before the first row (from the prepared statement), so
     /// a query that returns no rows is checked too. Errors: [`SourceError::MissingColumn`],
@@ -116,7 +117,7 @@ impl Source {
     /// caller should discard them.
     pub async fn read<F>(&self, entity: Entity, mut sink: F) -> Result<u64, SourceError>
     where
-        F: FnMut(Vec<Option<String>>),
+        F: FnMut(&[Option<&str>]),
     {
         let (sql, query) = self.query(entity)?;
         let started = Instant::now();
@@ -190,7 +191,7 @@ impl Source {
 
     async fn run<F>(&self, query: QueryName, sql: String, sink: &mut F) -> Result<u64, SourceError>
     where
-        F: FnMut(Vec<Option<String>>),
+        F: FnMut(&[Option<&str>]),
     {
         let run = async {
             match &self.pools {
@@ -229,7 +230,7 @@ where
     DB: Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    F: FnMut(Vec<Option<String>>),
+    F: FnMut(&[Option<&str>]),
 {
     let failed = |e: sqlx::Error| SourceError::Query {
         query,
@@ -253,7 +254,10 @@ where
             plan = Plan::build::<DB>(query, row.columns())?;
         }
         count += 1;
-        sink(plan.read::<DB>(query, &row, count)?);
+        let cells = plan.read::<DB>(query, &row, count)?;
+        let values: [Option<&str>; plan::MAX_COLUMNS] =
+            std::array::from_fn(|i| cells[i].as_deref());
+        sink(values.get(..plan.width()).unwrap_or(&values));
     }
     Ok(count)
 }

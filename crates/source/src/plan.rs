@@ -7,7 +7,9 @@
 
 use crate::error::{QueryName, SourceError};
 use crate::render::{Backend, Kind};
+pub(crate) use sds_core::contract::MAX_COLUMNS;
 use sqlx::{Column, TypeInfo};
+use std::borrow::Cow;
 
 /// Where each contract column comes from, in contract order.
 #[derive(Debug)]
@@ -73,28 +75,32 @@ impl Plan {
         Ok(Plan { slots })
     }
 
-    /// The row's values in contract order. `row_number` counts from 1, for messages.
-    pub(crate) fn read<DB: Backend>(
+    /// The row's values in contract order (the first [`Plan::width`] cells), borrowed from the
+    /// row where possible. `row_number` counts from 1, for messages.
+    pub(crate) fn read<'r, DB: Backend>(
         &self,
         query: QueryName,
-        row: &DB::Row,
+        row: &'r DB::Row,
         row_number: u64,
-    ) -> Result<Vec<Option<String>>, SourceError> {
-        self.slots
-            .iter()
-            .map(|slot| match slot {
-                None => Ok(None),
-                Some(slot) => {
-                    DB::render(row, slot.index, slot.kind).map_err(|e| SourceError::Value {
-                        query,
-                        column: slot.column.clone(),
-                        type_name: slot.type_name.clone(),
-                        row: row_number,
-                        message: e.to_string(),
-                        cast: DB::cast_hint(&slot.column),
-                    })
-                }
-            })
-            .collect()
+    ) -> Result<[Option<Cow<'r, str>>; MAX_COLUMNS], SourceError> {
+        let mut cells: [Option<Cow<'r, str>>; MAX_COLUMNS] = Default::default();
+        for (cell, slot) in cells.iter_mut().zip(&self.slots) {
+            if let Some(slot) = slot {
+                *cell = DB::render(row, slot.index, slot.kind).map_err(|e| SourceError::Value {
+                    query,
+                    column: slot.column.clone(),
+                    type_name: slot.type_name.clone(),
+                    row: row_number,
+                    message: e.to_string(),
+                    cast: DB::cast_hint(&slot.column),
+                })?;
+            }
+        }
+        Ok(cells)
+    }
+
+    /// Number of contract columns (at most [`MAX_COLUMNS`]).
+    pub(crate) fn width(&self) -> usize {
+        self.slots.len()
     }
 }

@@ -262,7 +262,7 @@ async fn rows_stream_to_the_sink() {
             let mut last = 0u32;
             let count = source
                 .read(Entity::Schools, |row| {
-                    let n: u32 = row[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let n: u32 = row[0].and_then(|v| v.parse().ok()).unwrap_or(0);
                     assert_eq!(n, last + 1, "rows arrive in order, one at a time");
                     last = n;
                 })

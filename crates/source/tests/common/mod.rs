@@ -205,7 +205,11 @@ pub type Rows = Vec<Vec<Option<String>>>;
 /// Every row of `entity`, in the order the query returns them.
 pub async fn read_all(source: &Source, entity: Entity) -> Result<Rows, SourceError> {
     let mut rows = Vec::new();
-    let n = source.read(entity, |r| rows.push(r)).await?;
+    let n = source
+        .read(entity, |r| {
+            rows.push(r.iter().map(|v| v.map(str::to_owned)).collect())
+        })
+        .await?;
     assert_eq!(n, rows.len() as u64, "read() returns the number of rows");
     Ok(rows)
 }
