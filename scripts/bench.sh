@@ -110,6 +110,7 @@ install_pkg() { # command package
 [ -x /usr/bin/time ] || { install_pkg time time; }
 [ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) is missing: apt-get install time"
 install_pkg jq jq
+install_pkg sqlite3 sqlite3 # the outbox check reads the state DB
 
 # ---------------------------------------------------------------------------------------------
 t0=$(date +%s.%N)

@@ -20,12 +20,13 @@ first_t("^run started$") as $start
 | ($ex | map("    extract \(.entity): \(.rows) rows, \(.duration_ms / 1000) s") | join("\n")),
   span("extract, total (connect excluded)"; $start; $exend),
   span("build (Builder::finish: check, sort, dedup, warnings)"; $exend; $built),
-  if $cmp1 != null then
-    span("write the files to staging (render, hash, fsync) + compare the first"; $built; $cmp1),
-    span("compare the other files with the previous snapshot"; $cmp1; $cmpN),
-    span("publish (or discard) the snapshot"; $cmpN; $pub)
+  if first_t("^data unchanged") != null then
+    span("fingerprint the files (render + hash into a sink, nothing written), compare"; $built; $pub)
+  elif $cmp1 != null then
+    span("fingerprint, write the files to staging (render, hash, fsync), diff the changed ones"; $built; $cmpN),
+    span("publish (or hold) the snapshot"; $cmpN; $pub)
   else
-    span("fingerprint the files (render + hash, nothing written) and decide"; $built; $pub)
+    span("write and publish"; $built; $pub)
   end,
   span("record the run"; $pub; $fin),
   (if $del then "    deliver to the local destination: \($del.duration_ms / 1000) s" else empty end)
