@@ -8,7 +8,7 @@ use crate::metrics::DeliveryOutcome;
 use anyhow::{Context, anyhow};
 use chrono::Utc;
 use sds_core::contract::MAX_COLUMNS;
-use sds_core::diff::{DiffError, FileDiff, HashingWriter, diff_files_by_entity};
+use sds_core::diff::{ContentHash, DiffError, FileDiff, HashingWriter, diff_files_by_entity};
 use sds_core::guard::{GuardVerdict, evaluate};
 use sds_core::{Builder, Built, Entity, FileSpec};
 use sds_deliver::email::EmailDestination;
@@ -275,14 +275,7 @@ pub fn write_files(built: &Built, dir: &Path) -> anyhow::Result<Vec<FileManifest
             let (buf, hash) = w.finish();
             let file = buf.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
-            Ok(FileManifest {
-                name: spec.name.to_owned(),
-                rows: built.row_count(spec.name),
-                bytes: hash.bytes,
-                hash: hash.hash,
-                license: spec.license,
-                changes: None,
-            })
+            Ok(manifest_of(built, spec, hash))
         };
         let m = write()
             .with_context(|| format!("cannot write {} (is the disk full?)", path.display()))?;
@@ -301,16 +294,20 @@ pub fn fingerprint_files(built: &Built) -> anyhow::Result<Vec<FileManifest>> {
             .write_file(spec.name, &mut w)
             .with_context(|| format!("cannot render {}", spec.name))?;
         let (_, hash) = w.finish();
-        files.push(FileManifest {
-            name: spec.name.to_owned(),
-            rows: built.row_count(spec.name),
-            bytes: hash.bytes,
-            hash: hash.hash,
-            license: spec.license,
-            changes: None,
-        });
+        files.push(manifest_of(built, spec, hash));
     }
     Ok(files)
+}
+
+fn manifest_of(built: &Built, spec: &FileSpec, hash: ContentHash) -> FileManifest {
+    FileManifest {
+        name: spec.name.to_owned(),
+        rows: built.row_count(spec.name),
+        bytes: hash.bytes,
+        hash: hash.hash,
+        license: spec.license,
+        changes: None,
+    }
 }
 
 /// The diff of a file whose bytes equal the previous snapshot's.
