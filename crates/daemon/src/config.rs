@@ -75,6 +75,9 @@ pub struct SourceSection {
     /// Seconds one SIS query may take, all rows included (default 3600).
     #[serde(default = "default_query_timeout_secs")]
     pub query_timeout_secs: u64,
+    /// PostgreSQL: read text/integer-only queries through COPY (default true).
+    #[serde(default = "default_true")]
+    pub postgres_copy: bool,
     #[serde(default)]
     pub queries: QueriesSection,
 }
@@ -464,6 +467,10 @@ fn env_layer() -> Environment {
 
 fn default_connect_timeout_secs() -> u64 {
     30
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_query_timeout_secs() -> u64 {

@@ -34,6 +34,7 @@ pub fn source_config(cfg: &Config) -> anyhow::Result<SourceConfig> {
         queries: cfg.queries(),
         connect_timeout: std::time::Duration::from_secs(cfg.source.connect_timeout_secs),
         query_timeout: std::time::Duration::from_secs(cfg.source.query_timeout_secs),
+        postgres_copy: cfg.source.postgres_copy,
     })
 }
 

@@ -11,6 +11,14 @@ pub(crate) use sds_core::contract::MAX_COLUMNS;
 use sqlx::{Column, TypeInfo};
 use std::borrow::Cow;
 
+/// A contract column's place in a COPY line (`None`: the query does not return it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CopyColumn {
+    pub(crate) index: Option<usize>,
+    /// `char(n)`: drop the padding, as the row path does.
+    pub(crate) trim_padding: bool,
+}
+
 /// Where each contract column comes from, in contract order.
 #[derive(Debug)]
 pub(crate) struct Plan {
@@ -97,6 +105,32 @@ impl Plan {
             }
         }
         Ok(cells)
+    }
+
+    /// Where each contract column is in a COPY line, when PostgreSQL's text output of every
+    /// column the query returns for the contract is what [`crate::render`] prints (text-like
+    /// and integer types); `None` when any is not, so the row path stays the reference.
+    pub(crate) fn copy_columns(&self) -> Option<Vec<CopyColumn>> {
+        self.slots
+            .iter()
+            .map(|slot| match slot {
+                None => Some(CopyColumn {
+                    index: None,
+                    trim_padding: false,
+                }),
+                Some(slot) => match slot.kind {
+                    Kind::Text | Kind::Int => Some(CopyColumn {
+                        index: Some(slot.index),
+                        trim_padding: false,
+                    }),
+                    Kind::PaddedText => Some(CopyColumn {
+                        index: Some(slot.index),
+                        trim_padding: true,
+                    }),
+                    _ => None,
+                },
+            })
+            .collect()
     }
 
     /// Number of contract columns (at most [`MAX_COLUMNS`]).

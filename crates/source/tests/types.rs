@@ -321,3 +321,66 @@ async fn sqlite_storage_classes_and_declared_types() {
     .await;
     db.close().await;
 }
+
+/// PostgreSQL reads text-like and integer columns through COPY: every value must come out as
+/// the row path reads it, whatever it holds (tabs, line breaks, backslashes, a literal `\N`,
+/// padding, non-ASCII, empty text versus NULL).
+#[tokio::test]
+async fn postgres_copy_and_row_paths_read_the_same_values() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let table = unique("sds_copy");
+    db.exec(&format!(
+        "CREATE TABLE {table} (id INTEGER, code CHAR(6), name TEXT, note VARCHAR(40));
+         INSERT INTO {table} VALUES
+           (1, 'A1', E'tab\\there', E'line\\nbreak\\r\\nand CR'),
+           (-2, 'B 2', E'back\\\\slash \\\\N', '\\N'),
+           (3, '', '', NULL),
+           (40000, 'Ø7', 'Zoë 日本 O''Brien, \"Bobby\"', E'\\b\\f\\013'),
+           (5, NULL, NULL, '  padded  ')"
+    ))
+    .await;
+    db.with_tables(&[&table], async {
+        let sql = format!(
+            "SELECT id AS school_id, code AS course_code, name AS section_code, \
+             note AS course_description FROM {table} ORDER BY id"
+        );
+        let mut both = Vec::new();
+        for copy in [true, false] {
+            let mut cfg = common::config(&db.url, Entity::Sections, &sql);
+            cfg.postgres_copy = copy;
+            let source = sds_source::Source::connect(&cfg).await.expect("connect");
+            both.push(
+                read_all(&source, Entity::Sections)
+                    .await
+                    .unwrap_or_else(|e| panic!("copy={copy}: {e}")),
+            );
+            source.close().await;
+        }
+        let (copy, rows) = (&both[0], &both[1]);
+        assert_eq!(copy, rows, "COPY path and row path differ");
+        // The reference values, so that both paths being wrong the same way fails too.
+        assert_eq!(
+            rows[0],
+            vec![s("-2"), s("B 2"), s("back\\slash \\N"), s("\\N")]
+        );
+        assert_eq!(
+            rows[1],
+            vec![s("1"), s("A1"), s("tab\there"), s("line\nbreak\r\nand CR")]
+        );
+        assert_eq!(rows[2], vec![s("3"), s(""), s(""), None]);
+        assert_eq!(rows[3], vec![s("5"), None, None, s("  padded  ")]);
+        assert_eq!(
+            rows[4],
+            vec![
+                s("40000"),
+                s("Ø7"),
+                s("Zoë 日本 O'Brien, \"Bobby\""),
+                s("\u{8}\u{c}\u{b}")
+            ]
+        );
+    })
+    .await;
+    db.close().await;
+}
