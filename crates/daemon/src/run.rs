@@ -266,8 +266,7 @@ async fn read_all(
 
 /// Writes every file of `built` into `dir`, fsynced, hashing as it writes.
 pub fn write_files(built: &Built, dir: &Path) -> anyhow::Result<Vec<FileManifest>> {
-    let mut files = Vec::new();
-    for spec in built.files() {
+    per_file(built, |spec| {
         let path = dir.join(spec.name);
         let write = || -> std::io::Result<FileManifest> {
             let file = fs::File::create(&path)?;
@@ -278,26 +277,50 @@ pub fn write_files(built: &Built, dir: &Path) -> anyhow::Result<Vec<FileManifest
             file.sync_all()?;
             Ok(manifest_of(built, spec, hash))
         };
-        let m = write()
-            .with_context(|| format!("cannot write {} (is the disk full?)", path.display()))?;
-        files.push(m);
-    }
-    Ok(files)
+        write().with_context(|| format!("cannot write {} (is the disk full?)", path.display()))
+    })
 }
 
 /// The manifest `write_files` would produce, computed by rendering every file into a hashing
 /// sink: an unchanged export is recognised without writing (and fsyncing) a byte.
 pub fn fingerprint_files(built: &Built) -> anyhow::Result<Vec<FileManifest>> {
-    let mut files = Vec::new();
-    for spec in built.files() {
+    per_file(built, |spec| {
         let mut w = HashingWriter::new(std::io::sink());
         built
             .write_file(spec.name, &mut w)
             .with_context(|| format!("cannot render {}", spec.name))?;
         let (_, hash) = w.finish();
-        files.push(manifest_of(built, spec, hash));
-    }
-    Ok(files)
+        Ok(manifest_of(built, spec, hash))
+    })
+}
+
+/// `f` for every file of `built`, one thread each (the files are independent and rendering the
+/// largest alone takes over a second at district scale); results in file order.
+fn per_file(
+    built: &Built,
+    f: impl Fn(&FileSpec) -> anyhow::Result<FileManifest> + Sync,
+) -> anyhow::Result<Vec<FileManifest>> {
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles = built
+            .files()
+            .iter()
+            .map(|spec| {
+                std::thread::Builder::new()
+                    .name("sds-render".into())
+                    .spawn_scoped(scope, move || f(spec))
+                    .context("cannot start a thread to write the files")
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().map_err(|_| {
+                    anyhow!("a file writer thread panicked (a bug: please report it)")
+                })?
+            })
+            .collect()
+    })
 }
 
 fn manifest_of(built: &Built, spec: &FileSpec, hash: ContentHash) -> FileManifest {
