@@ -240,23 +240,15 @@ async fn stream_postgres<F>(
 where
     F: FnMut(&[Option<&str>]),
 {
-    use sqlx::Postgres;
-    let failed = |e: sqlx::Error| SourceError::Query {
-        query,
-        backend: <Postgres as Backend>::LABEL,
-        message: scrubber.scrub(database_message(&e)),
-    };
-    let statement = pool
-        .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
-        .await
-        .map_err(failed)?;
-    let plan = Plan::build::<Postgres>(query, statement.columns())?;
-    drop(statement);
+    let plan = prepare_plan(pool, query, &sql, scrubber).await?;
     let Some(columns) = plan.copy_columns() else {
-        return stream(pool, query, sql, scrubber, sink).await;
+        return stream_rows(pool, query, plan, sql, scrubber, sink).await;
     };
 
-    let mut conn = pool.acquire().await.map_err(failed)?;
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| query_failed::<sqlx::Postgres>(query, scrubber, &e))?;
     // On lines of its own, so that a trailing `-- comment` in the query ends before `)`.
     let copy_sql = format!("COPY (\n{sql}\n) TO STDOUT");
     let refused = match conn.copy_out_raw(&copy_sql).await {
@@ -269,7 +261,7 @@ where
     // Some queries COPY does not take (a locking clause, a data-modifying CTE): the row path
     // reads them, and reports any real error in the query itself.
     debug!(query = %query, error = %scrubber.scrub(database_message(&refused)), "COPY refused; reading rows instead");
-    stream(pool, query, sql, scrubber, sink).await
+    stream_rows(pool, query, plan, sql, scrubber, sink).await
 }
 
 /// The rows of a running COPY, parsed line by line into `sink`.
@@ -290,11 +282,11 @@ where
     let mut lines = copy::Lines::default();
     let mut reader = copy::RowReader::default();
     let mut count: u64 = 0;
-    while let Some(chunk) = chunks.try_next().await.map_err(|e| SourceError::Query {
-        query,
-        backend,
-        message: scrubber.scrub(database_message(&e)),
-    })? {
+    while let Some(chunk) = chunks
+        .try_next()
+        .await
+        .map_err(|e| query_failed::<sqlx::Postgres>(query, scrubber, &e))?
+    {
         lines.feed(&chunk, |line| {
             count += 1;
             reader
@@ -316,8 +308,39 @@ where
     Ok(count)
 }
 
-/// Prepares `sql` to check the contract (works for an empty result too), then streams the rows
-/// into `sink` one by one.
+/// The database's error for `query`, worded for the admin and scrubbed of secrets.
+fn query_failed<DB: Backend>(
+    query: QueryName,
+    scrubber: &Scrubber,
+    e: &sqlx::Error,
+) -> SourceError {
+    SourceError::Query {
+        query,
+        backend: DB::LABEL,
+        message: scrubber.scrub(database_message(e)),
+    }
+}
+
+/// Prepares `sql` and checks that it returns the contract columns (works for an empty result
+/// too, since no row is needed).
+async fn prepare_plan<DB>(
+    pool: &Pool<DB>,
+    query: QueryName,
+    sql: &str,
+    scrubber: &Scrubber,
+) -> Result<Plan, SourceError>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    let statement = pool
+        .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
+        .await
+        .map_err(|e| query_failed::<DB>(query, scrubber, &e))?;
+    Plan::build::<DB>(query, statement.columns())
+}
+
+/// Checks the contract ([`prepare_plan`]), then streams the rows into `sink` one by one.
 async fn stream<DB, F>(
     pool: &Pool<DB>,
     query: QueryName,
@@ -331,19 +354,26 @@ where
     DB::Arguments: IntoArguments<DB>,
     F: FnMut(&[Option<&str>]),
 {
-    let failed = |e: sqlx::Error| SourceError::Query {
-        query,
-        backend: DB::LABEL,
-        message: scrubber.scrub(database_message(&e)),
-    };
+    let plan = prepare_plan(pool, query, &sql, scrubber).await?;
+    stream_rows(pool, query, plan, sql, scrubber, sink).await
+}
 
-    let statement = pool
-        .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
-        .await
-        .map_err(failed)?;
-    let mut plan = Plan::build::<DB>(query, statement.columns())?;
-    drop(statement);
-
+/// Streams the rows of `sql` into `sink`, decoding them by `plan`.
+async fn stream_rows<DB, F>(
+    pool: &Pool<DB>,
+    query: QueryName,
+    mut plan: Plan,
+    sql: String,
+    scrubber: &Scrubber,
+    sink: &mut F,
+) -> Result<u64, SourceError>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    F: FnMut(&[Option<&str>]),
+{
+    let failed = |e: sqlx::Error| query_failed::<DB>(query, scrubber, &e);
     let mut rows = sqlx::query::<DB>(AssertSqlSafe(sql)).fetch(pool);
     let mut count: u64 = 0;
     while let Some(row) = rows.try_next().await.map_err(failed)? {
