@@ -229,7 +229,7 @@ fn trim_sql(sql: &str) -> &str {
 }
 
 /// PostgreSQL: checks the contract as [`stream`] does, then reads through COPY when every
-/// contract column qualifies ([`Plan::copy_columns`]), else through [`stream`].
+/// contract column qualifies ([`Plan::copy_columns`]), else row by row ([`stream_rows`]).
 async fn stream_postgres<F>(
     pool: &sqlx::PgPool,
     query: QueryName,
