@@ -264,7 +264,8 @@ async fn read_all(
     Ok(())
 }
 
-/// Writes every file of `built` into `dir`, fsynced, hashing as it writes.
+/// Writes every file of `built` into `dir`, hashing as it writes. Durability is the store's:
+/// `Store::publish`/`hold` check and fsync every staged file before moving the folder.
 pub fn write_files(built: &Built, dir: &Path) -> anyhow::Result<Vec<FileManifest>> {
     per_file(built, |spec| {
         let path = dir.join(spec.name);
@@ -273,8 +274,8 @@ pub fn write_files(built: &Built, dir: &Path) -> anyhow::Result<Vec<FileManifest
             let mut w = HashingWriter::new(BufWriter::new(file));
             built.write_file(spec.name, &mut w)?;
             let (buf, hash) = w.finish();
-            let file = buf.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
+            // Flushes, so a full disk is reported here, with the file's name.
+            buf.into_inner().map_err(|e| e.into_error())?;
             Ok(manifest_of(built, spec, hash))
         };
         write().with_context(|| format!("cannot write {} (is the disk full?)", path.display()))
