@@ -47,9 +47,13 @@ impl Interner {
 
     /// The symbol of `s` if it was interned.
     pub(crate) fn find(&self, s: &str) -> Option<u32> {
+        self.lookup(self.hasher.hash_one(s), s)
+    }
+
+    fn lookup(&self, hash: u64, s: &str) -> Option<u32> {
         let (text, ends) = (&self.text, &self.ends);
         self.table
-            .find(self.hasher.hash_one(s), |&sym| get(text, ends, sym) == s)
+            .find(hash, |&sym| get(text, ends, sym) == s)
             .copied()
     }
 
@@ -62,8 +66,7 @@ impl Interner {
             return Some(last);
         }
         let hash = self.hasher.hash_one(s);
-        let (text, ends) = (&self.text, &self.ends);
-        if let Some(&sym) = self.table.find(hash, |&sym| get(text, ends, sym) == s) {
+        if let Some(sym) = self.lookup(hash, s) {
             self.last = Some(sym);
             return Some(sym);
         }
