@@ -2,15 +2,21 @@
 //! its database offers (PostgreSQL `default_transaction_read_only`, MySQL
 //! `SET SESSION TRANSACTION READ ONLY`, SQLite `SQLITE_OPEN_READONLY` plus `query_only`).
 //!
+//! Networked databases get verified TLS by default unless they are on this machine; see
+//! [`crate::tls`] for the rules and the warnings.
+//!
 //! The first connection is made by hand, outside the pool: the pool retries refused connections
 //! until its timeout and then reports only "timed out", while the admin needs the real cause
 //! (refused, wrong password, unknown database). The pool itself connects lazily afterwards.
 
 use crate::SourceConfig;
 use crate::error::{Scrubber, SourceError, database_message};
+use crate::tls::{Driver, Locality, Protection, TlsPlan, clean_url, read_ca_file};
 use secrecy::ExposeSecret;
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::mysql::{
+    MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlSslMode,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor};
 use std::future::Future;
@@ -43,15 +49,61 @@ pub(crate) struct Connected {
     /// For logs and `describe()`: no credentials.
     pub(crate) target: String,
     pub(crate) scrubber: Scrubber,
+    /// How the connection is protected (networked databases only).
+    pub(crate) tls: Option<TlsPlan>,
+}
+
+/// What the URL (and `[source] ca_file`) say, before any connection: the warnings to log at
+/// start, in `once`, after a reload and in `check`.
+pub(crate) fn warnings(cfg: &SourceConfig) -> Result<Vec<String>, SourceError> {
+    let url = cfg.url.trim();
+    let mut scrubber = base_scrubber(cfg, url);
+    Ok(match scheme(url).as_str() {
+        "postgres" | "postgresql" => postgres_options(url, cfg, &mut scrubber)?.warnings,
+        "mysql" | "mariadb" => mysql_options(&mysql_url(url), cfg, &mut scrubber)?.warnings,
+        "sqlite" | "demo" if cfg.ca_file.is_some() => vec![
+            "[source] ca_file is not used: SQLite and the demo SIS are files, not servers"
+                .to_owned(),
+        ],
+        _ => Vec::new(),
+    })
+}
+
+fn scheme(url: &str) -> String {
+    url.split_once(':')
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// sqlx speaks to MariaDB as MySQL; it only knows the `mysql` scheme.
+fn mysql_url(url: &str) -> String {
+    match url.get(.."mariadb".len()) {
+        Some(s) if s.eq_ignore_ascii_case("mariadb") => format!("mysql{}", &url["mariadb".len()..]),
+        _ => url.to_owned(),
+    }
 }
 
 pub(crate) async fn connect(cfg: &SourceConfig) -> Result<Connected, SourceError> {
     let url = cfg.url.trim();
-    let scheme = url
-        .split_once(':')
-        .map(|(s, _)| s.to_ascii_lowercase())
-        .unwrap_or_default();
+    let scheme = scheme(url);
+    let scrubber = base_scrubber(cfg, url);
 
+    match scheme.as_str() {
+        "postgres" | "postgresql" => connect_postgres(url, cfg, scrubber).await,
+        "mysql" | "mariadb" => connect_mysql(&mysql_url(url), cfg, scrubber).await,
+        "sqlite" => connect_sqlite(url, cfg, scrubber).await,
+        "demo" => connect_demo(cfg, scrubber).await,
+        _ => Err(SourceError::InvalidUrl {
+            reason: format!(
+                "unsupported scheme `{scheme}:`; use postgres://, mysql://, mariadb://, \
+                 sqlite:// or demo:"
+            ),
+        }),
+    }
+}
+
+/// Knows the configured password and the one written in the URL.
+fn base_scrubber(cfg: &SourceConfig, url: &str) -> Scrubber {
     let mut scrubber = Scrubber::default();
     if let Some(password) = &cfg.password {
         scrubber.add(password.expose_secret());
@@ -67,35 +119,76 @@ pub(crate) async fn connect(cfg: &SourceConfig) -> Result<Connected, SourceError
         }
     }
 
-    match scheme.as_str() {
-        "postgres" | "postgresql" => connect_postgres(url, cfg, scrubber).await,
-        "mysql" => connect_mysql(url, cfg, scrubber).await,
-        // sqlx speaks to MariaDB as MySQL; it only knows the `mysql` scheme.
-        "mariadb" => {
-            let rewritten = format!("mysql{}", &url["mariadb".len()..]);
-            connect_mysql(&rewritten, cfg, scrubber).await
-        }
-        "sqlite" => connect_sqlite(url, cfg, scrubber).await,
-        "demo" => connect_demo(cfg, scrubber).await,
-        _ => Err(SourceError::InvalidUrl {
-            reason: format!(
-                "unsupported scheme `{scheme}:`; use postgres://, mysql://, mariadb://, \
-                 sqlite:// or demo:"
-            ),
-        }),
+    scrubber
+}
+
+/// A networked driver's options, ready to connect, with what the URL said about TLS.
+struct Prepared<O> {
+    opts: O,
+    target: String,
+    tls: TlsPlan,
+    warnings: Vec<String>,
+}
+
+/// The warnings of a URL: parameters removed, then the TLS plan's.
+fn url_warnings(ignored: &[String], tls: &TlsPlan) -> Vec<String> {
+    let mut out: Vec<String> = ignored
+        .iter()
+        .map(|key| {
+            format!(
+                "[source] url: ignoring the unknown parameter `{key}` (its value is not shown); \
+                 remove it or fix its spelling"
+            )
+        })
+        .collect();
+    out.extend(tls.warning());
+    out
+}
+
+fn ca_conflict() -> SourceError {
+    SourceError::InvalidUrl {
+        reason: "it names a CA file and [source] ca_file is set too; keep one (ca_file)".into(),
     }
 }
 
-async fn connect_postgres(
+fn postgres_options(
     url: &str,
     cfg: &SourceConfig,
-    scrubber: Scrubber,
-) -> Result<Connected, SourceError> {
-    let mut opts = PgConnectOptions::from_str(url).map_err(|e| SourceError::InvalidUrl {
+    scrubber: &mut Scrubber,
+) -> Result<Prepared<PgConnectOptions>, SourceError> {
+    let clean = clean_url(Driver::Postgres, url, scrubber)?;
+    let mut opts = PgConnectOptions::from_str(&clean.url).map_err(|e| SourceError::InvalidUrl {
         reason: scrubber.scrub(e.to_string()),
     })?;
     if let Some(password) = &cfg.password {
         opts = opts.password(password.expose_secret());
+    }
+    let (locality, host) = match opts.get_socket() {
+        Some(socket) => (Locality::Socket, socket.display().to_string()),
+        None => (
+            Locality::of_host(opts.get_host()),
+            opts.get_host().to_owned(),
+        ),
+    };
+    let tls = TlsPlan::decide(
+        Driver::Postgres,
+        locality,
+        &host,
+        clean.written_mode.as_ref(),
+        cfg.ca_file.is_some(),
+    );
+    // Set whatever the URL did not: the environment (PGSSLMODE) must not weaken the default.
+    if clean.written_mode.is_none() {
+        opts = opts.ssl_mode(match tls.protection {
+            Protection::Verified => PgSslMode::VerifyFull,
+            _ => PgSslMode::Prefer,
+        });
+    }
+    if let Some(path) = &cfg.ca_file {
+        if clean.url_ca {
+            return Err(ca_conflict());
+        }
+        opts = opts.ssl_root_cert_from_pem(read_ca_file(path)?);
     }
     // The server enforces read-only for every transaction of the session, including the
     // implicit one around each statement.
@@ -129,8 +222,31 @@ async fn connect_postgres(
             opts.get_database().unwrap_or("")
         ),
     };
+    let warnings = url_warnings(&clean.ignored, &tls);
+    Ok(Prepared {
+        opts,
+        target,
+        tls,
+        warnings,
+    })
+}
+
+async fn connect_postgres(
+    url: &str,
+    cfg: &SourceConfig,
+    mut scrubber: Scrubber,
+) -> Result<Connected, SourceError> {
+    let Prepared {
+        opts, target, tls, ..
+    } = postgres_options(url, cfg, &mut scrubber)?;
     let failed = |reason: ConnectFailure| {
-        reason.into_error("PostgreSQL", &target, Some(opts.get_username()), &scrubber)
+        reason.into_error(
+            "PostgreSQL",
+            &target,
+            Some(opts.get_username()),
+            Some(&tls),
+            &scrubber,
+        )
     };
 
     let conn = first_connection(cfg.connect_timeout, opts.connect())
@@ -147,19 +263,50 @@ async fn connect_postgres(
         pools: Pools::Postgres(pool),
         target,
         scrubber,
+        tls: Some(tls),
     })
 }
 
-async fn connect_mysql(
+fn mysql_options(
     url: &str,
     cfg: &SourceConfig,
-    scrubber: Scrubber,
-) -> Result<Connected, SourceError> {
-    let mut opts = MySqlConnectOptions::from_str(url).map_err(|e| SourceError::InvalidUrl {
-        reason: scrubber.scrub(e.to_string()),
-    })?;
+    scrubber: &mut Scrubber,
+) -> Result<Prepared<MySqlConnectOptions>, SourceError> {
+    let clean = clean_url(Driver::MySql, url, scrubber)?;
+    let mut opts =
+        MySqlConnectOptions::from_str(&clean.url).map_err(|e| SourceError::InvalidUrl {
+            reason: scrubber.scrub(e.to_string()),
+        })?;
     if let Some(password) = &cfg.password {
         opts = opts.password(password.expose_secret());
+    }
+    let (locality, host) = match opts.get_socket() {
+        Some(socket) => (Locality::Socket, socket.display().to_string()),
+        None => (
+            Locality::of_host(opts.get_host()),
+            opts.get_host().to_owned(),
+        ),
+    };
+    let tls = TlsPlan::decide(
+        Driver::MySql,
+        locality,
+        &host,
+        clean.written_mode.as_ref(),
+        cfg.ca_file.is_some(),
+    );
+    if clean.written_mode.is_none() {
+        // With TLS verified, `caching_sha2_password` sends the password inside TLS and never
+        // asks the server for its RSA key over the connection.
+        opts = opts.ssl_mode(match tls.protection {
+            Protection::Verified => MySqlSslMode::VerifyIdentity,
+            _ => MySqlSslMode::Preferred,
+        });
+    }
+    if let Some(path) = &cfg.ca_file {
+        if clean.url_ca {
+            return Err(ca_conflict());
+        }
+        opts = opts.ssl_ca_from_pem(read_ca_file(path)?);
     }
     opts = opts.disable_statement_logging();
 
@@ -176,11 +323,29 @@ async fn connect_mysql(
             opts.get_database().unwrap_or("")
         ),
     };
+    let warnings = url_warnings(&clean.ignored, &tls);
+    Ok(Prepared {
+        opts,
+        target,
+        tls,
+        warnings,
+    })
+}
+
+async fn connect_mysql(
+    url: &str,
+    cfg: &SourceConfig,
+    mut scrubber: Scrubber,
+) -> Result<Connected, SourceError> {
+    let Prepared {
+        opts, target, tls, ..
+    } = mysql_options(url, cfg, &mut scrubber)?;
     let failed = |reason: ConnectFailure| {
         reason.into_error(
             "MySQL/MariaDB",
             &target,
             Some(opts.get_username()),
+            Some(&tls),
             &scrubber,
         )
     };
@@ -208,6 +373,7 @@ async fn connect_mysql(
         pools: Pools::MySql(pool),
         target,
         scrubber,
+        tls: Some(tls),
     })
 }
 
@@ -228,7 +394,8 @@ async fn connect_sqlite(
         .pragma("query_only", "ON")
         .disable_statement_logging();
     let target = format!("sqlite://{}", opts.get_filename().display());
-    let failed = |reason: ConnectFailure| reason.into_error("SQLite", &target, None, &scrubber);
+    let failed =
+        |reason: ConnectFailure| reason.into_error("SQLite", &target, None, None, &scrubber);
 
     let conn = first_connection(cfg.connect_timeout, opts.connect())
         .await
@@ -243,6 +410,7 @@ async fn connect_sqlite(
         pools: Pools::Sqlite(pool),
         target,
         scrubber,
+        tls: None,
     })
 }
 
@@ -285,6 +453,7 @@ async fn connect_demo(cfg: &SourceConfig, scrubber: Scrubber) -> Result<Connecte
         pools: Pools::Sqlite(pool),
         target: "demo (embedded SQLite)".to_owned(),
         scrubber,
+        tls: None,
     })
 }
 
@@ -321,41 +490,49 @@ impl ConnectFailure {
         backend: &'static str,
         target: &str,
         user: Option<&str>,
+        tls: Option<&TlsPlan>,
         scrubber: &Scrubber,
     ) -> SourceError {
         let (reason, hint) = match self {
             ConnectFailure::TimedOut(t) => (
                 format!("no connection within {} s", t.as_secs_f32()),
-                "that the host and port are right and that no firewall drops the traffic",
+                "that the host and port are right and that no firewall drops the traffic".into(),
             ),
             ConnectFailure::ReadOnly(e) => (
                 format!(
                     "cannot make the session read-only: {}",
                     database_message(&e)
                 ),
-                "that the server is MySQL 5.6.5 / MariaDB 10.0 or newer",
+                "that the server is MySQL 5.6.5 / MariaDB 10.0 or newer".into(),
             ),
             ConnectFailure::Driver(e) => {
+                // rustls reports a refused certificate as an I/O error of kind InvalidData.
+                let tls_failure = matches!(&e, sqlx::Error::Tls(_))
+                    || (matches!(&e, sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData)
+                        && tls.is_some_and(|t| t.protection != Protection::Off));
                 let hint = match &e {
-                    _ if backend == "SQLite" => {
-                        "that the file exists and this user may read it (it is opened \
-                         read-only and never created)"
-                    }
+                    _ if backend == "SQLite" => "that the file exists and this user may read it \
+                                                 (it is opened read-only and never created)"
+                        .to_owned(),
+                    _ if tls_failure => tls_hint(tls),
                     sqlx::Error::Io(_) => {
                         "that the server is running and listening on that host and port, and \
                          that no firewall blocks it"
-                    }
-                    sqlx::Error::Tls(_) => {
-                        "the TLS settings in the URL (sslmode / ssl-mode) and the server's \
-                         certificate"
+                            .to_owned()
                     }
                     sqlx::Error::Database(_) => {
                         "the user name, the password ([source] password or password_file), \
                          that the database exists and that the user may connect to it"
+                            .to_owned()
                     }
-                    _ => "the source URL",
+                    _ => "the source URL".to_owned(),
                 };
-                (database_message(&e), hint)
+                let reason = if tls_failure {
+                    format!("TLS failed: {}", database_message(&e))
+                } else {
+                    database_message(&e)
+                };
+                (reason, hint)
             }
         };
         SourceError::Connect {
@@ -365,6 +542,27 @@ impl ConnectFailure {
             reason: scrubber.scrub(reason),
             hint,
         }
+    }
+}
+
+/// What to check when TLS failed, given how the connection was meant to be protected.
+fn tls_hint(tls: Option<&TlsPlan>) -> String {
+    let Some(tls) = tls else {
+        return "the TLS settings in the URL (sslmode / ssl-mode)".to_owned();
+    };
+    match tls.protection {
+        Protection::Verified | Protection::CaOnly => format!(
+            "that the server has TLS turned on with a certificate for {} issued by a CA \
+             sds-sync trusts (the public web CAs, or the PEM file in [source] ca_file for a \
+             private CA); connecting to it is {}. Clear text is used only when the URL says so \
+             (sslmode=disable / ssl-mode=DISABLED), which sds-sync warns about",
+            tls.host,
+            tls.describe()
+        ),
+        _ => format!(
+            "that the server has TLS turned on; connecting to it is {}",
+            tls.describe()
+        ),
     }
 }
 

@@ -56,6 +56,11 @@ impl Lines {
     pub(crate) fn has_partial_line(&self) -> bool {
         !self.carry.is_empty()
     }
+
+    /// Bytes of the line not yet complete.
+    pub(crate) fn partial_len(&self) -> usize {
+        self.carry.len()
+    }
 }
 
 /// Where one field's text is: in the line itself, or unescaped into the scratch buffer.
@@ -74,13 +79,14 @@ pub(crate) struct RowReader {
 }
 
 impl RowReader {
-    /// Reads one line and hands its values in contract order (per `columns`) to `sink`.
-    pub(crate) fn read(
+    /// Reads one line and hands its values in contract order (per `columns`) to `sink`,
+    /// returning what `sink` returns.
+    pub(crate) fn read<R>(
         &mut self,
         line: &[u8],
         columns: &[CopyColumn],
-        sink: &mut impl FnMut(&[Option<&str>]),
-    ) -> Result<(), CopyError> {
+        sink: impl FnOnce(&[Option<&str>]) -> R,
+    ) -> Result<R, CopyError> {
         let line = std::str::from_utf8(line)
             .map_err(|e| CopyError(format!("the server sent text that is not UTF-8 ({e})")))?;
         self.fields.clear();
@@ -120,8 +126,7 @@ impl RowReader {
                 text
             };
         }
-        sink(values.get(..columns.len()).unwrap_or(&values));
-        Ok(())
+        Ok(sink(values.get(..columns.len()).unwrap_or(&values)))
     }
 }
 
@@ -175,7 +180,7 @@ mod tests {
 
     fn read(line: &str, columns: &[CopyColumn]) -> Result<Vec<Option<String>>, CopyError> {
         let mut out = Vec::new();
-        RowReader::default().read(line.as_bytes(), columns, &mut |values| {
+        RowReader::default().read(line.as_bytes(), columns, |values: &[Option<&str>]| {
             out = values.iter().map(|v| v.map(str::to_owned)).collect();
         })?;
         Ok(out)
@@ -231,7 +236,7 @@ mod tests {
         assert!(read("\\x41", &[col(0)]).is_err());
         assert!(read("trailing\\", &[col(0)]).is_err());
         let mut reader = RowReader::default();
-        assert!(reader.read(b"\xff\xfe", &[col(0)], &mut |_| ()).is_err());
+        assert!(reader.read(b"\xff\xfe", &[col(0)], |_| ()).is_err());
     }
 
     #[test]

@@ -47,7 +47,18 @@ pub enum SourceError {
         target: String,
         user: Option<String>,
         reason: String,
-        hint: &'static str,
+        hint: String,
+    },
+
+    /// `[source] ca_file` cannot be used.
+    #[error(
+        "[source] ca_file {}: cannot use it as the CA of the SIS server's certificate: {reason}; \
+         give a readable PEM file with the CA certificate(s)",
+        path.display()
+    )]
+    CaFile {
+        path: std::path::PathBuf,
+        reason: String,
     },
 
     /// The embedded demo SIS (`demo:`) could not be loaded.
@@ -120,6 +131,56 @@ pub enum SourceError {
         message: String,
         cast: String,
     },
+
+    /// A value is longer than `[source] max_value_bytes`: the run stops before such data
+    /// reaches memory further down (the builder, the files, an email).
+    #[error(
+        "{query}: the value of column `{column}` in row {row} ({id}) is {bytes} bytes long, more \
+         than [source] max_value_bytes = {limit}; check that row in the SIS, or raise the limit \
+         if such values are real"
+    )]
+    ValueTooLong {
+        query: QueryName,
+        column: &'static str,
+        row: u64,
+        /// The row's key columns (`student_id=…`), each shortened.
+        id: String,
+        bytes: usize,
+        limit: usize,
+    },
+
+    /// The query returned more rows than one SDS file may hold (`[export] max_rows_per_file`,
+    /// checked while the rows stream, before they pile up in memory).
+    #[error(
+        "{query} returned more than {limit} rows, the most one SDS file may hold ([export] \
+         max_rows_per_file; Microsoft's limit is 2,000,000 per file). Split the district into \
+         several sync profiles (one config per group of schools, with queries filtered by \
+         school), or raise the limit if Microsoft raised yours"
+    )]
+    TooManyRows { query: QueryName, limit: u64 },
+}
+
+impl SourceError {
+    /// A short, secret-free name of what went wrong, for places that must not show the SIS
+    /// host, user or database (the unauthenticated health endpoint).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceError::InvalidUrl { .. } | SourceError::CaFile { .. } => {
+                "the SIS connection settings are invalid"
+            }
+            SourceError::Connect { .. } | SourceError::Demo { .. } => "cannot connect to the SIS",
+            SourceError::Timeout { .. } => "a SIS query timed out",
+            SourceError::ValueTooLong { .. } | SourceError::TooManyRows { .. } => {
+                "the SIS returned more data than the configured limits allow"
+            }
+            SourceError::Query { .. }
+            | SourceError::EmptyQuery { .. }
+            | SourceError::MissingColumn { .. }
+            | SourceError::DuplicateColumn { .. }
+            | SourceError::UnsupportedType { .. }
+            | SourceError::Value { .. } => "a SIS query failed",
+        }
+    }
 }
 
 /// The database's own message where there is one (without the driver's prefix, and for

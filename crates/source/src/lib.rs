@@ -6,7 +6,8 @@
 //! database allows it, and only the configured SELECTs are run); this crate knows nothing of
 //! SDS formats; nothing secret appears in its errors or logs.
 //!
-//! Modules: `connect` (URL → pool, read-only sessions, the embedded demo SIS), `plan` (result
+//! Modules: `connect` (URL → pool, read-only sessions, the embedded demo SIS), `tls` (how a
+//! networked SIS is protected: verified TLS by default, warnings otherwise), `plan` (result
 //! columns → contract columns), `render` (database values → text; its module doc has the table
 //! of what each type prints as), `queries` (the default query of each entity).
 
@@ -16,6 +17,7 @@ mod error;
 mod plan;
 mod queries;
 mod render;
+mod tls;
 
 pub use error::{QueryName, SourceError};
 pub use queries::default_query;
@@ -29,6 +31,7 @@ use sds_core::Entity;
 use secrecy::SecretString;
 use sqlx::{AssertSqlSafe, Executor, IntoArguments, Pool, Row, SqlSafeStr, Statement};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tracing::debug;
 
@@ -53,11 +56,31 @@ pub struct SourceConfig {
     /// `COPY ... TO STDOUT` (same values, about half the client's CPU). On by default; off
     /// only as an escape hatch.
     pub postgres_copy: bool,
+    /// PEM file with the CA certificate(s) of a private CA that signed the SIS server's
+    /// certificate, trusted in addition to the public web CAs (PostgreSQL, MySQL/MariaDB).
+    pub ca_file: Option<PathBuf>,
+    /// The longest value (in bytes, as text) a query may return; a longer one fails the read
+    /// naming entity, column and row.
+    pub max_value_bytes: usize,
+    /// The most rows one query may return; one more fails the read while the rows stream.
+    pub max_rows: u64,
 }
 
 impl SourceConfig {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
     pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(3600);
+    /// 64 KiB: far above any name, ID or email, far below what would hurt memory.
+    pub const DEFAULT_MAX_VALUE_BYTES: usize = 64 * 1024;
+
+    /// Warnings about how the SIS would be reached, from the URL and `ca_file` alone (no
+    /// connection): a remote SIS without verified TLS, URL parameters that are ignored. For the
+    /// caller to log at start, in `once`, after a reload and in `check`.
+    ///
+    /// Errors: [`SourceError::InvalidUrl`] and [`SourceError::CaFile`] as [`Source::connect`]
+    /// would report them.
+    pub fn warnings(&self) -> Result<Vec<String>, SourceError> {
+        connect::warnings(self)
+    }
 
     /// A config for `url` with no password override, the default queries and timeout.
     pub fn new(url: impl Into<String>) -> SourceConfig {
@@ -77,6 +100,9 @@ impl Default for SourceConfig {
             connect_timeout: SourceConfig::DEFAULT_CONNECT_TIMEOUT,
             query_timeout: SourceConfig::DEFAULT_QUERY_TIMEOUT,
             postgres_copy: true,
+            ca_file: None,
+            max_value_bytes: SourceConfig::DEFAULT_MAX_VALUE_BYTES,
+            max_rows: u64::MAX,
         }
     }
 }
@@ -90,6 +116,15 @@ pub struct Source {
     scrubber: Scrubber,
     query_timeout: Duration,
     postgres_copy: bool,
+    tls: Option<tls::TlsPlan>,
+    limits: Limits,
+}
+
+/// What one row may be, checked as rows stream.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_value_bytes: usize,
+    max_rows: u64,
 }
 
 impl Source {
@@ -109,6 +144,11 @@ impl Source {
             scrubber: connected.scrubber,
             query_timeout: cfg.query_timeout,
             postgres_copy: cfg.postgres_copy,
+            tls: connected.tls,
+            limits: Limits {
+                max_value_bytes: cfg.max_value_bytes,
+                max_rows: cfg.max_rows,
+            },
         })
     }
 
@@ -121,15 +161,24 @@ impl Source {
     /// a query that returns no rows is checked too. Errors: [`SourceError::MissingColumn`],
     /// [`SourceError::DuplicateColumn`], [`SourceError::UnsupportedType`],
     /// [`SourceError::Value`], [`SourceError::Query`] (the database's message),
-    /// [`SourceError::Timeout`] and [`SourceError::EmptyQuery`]. Rows already handed to `sink` stay handed; on error the
-    /// caller should discard them.
+    /// [`SourceError::Timeout`], [`SourceError::EmptyQuery`], [`SourceError::ValueTooLong`]
+    /// and [`SourceError::TooManyRows`]. Rows already handed to `sink` stay handed; on error
+    /// the caller should discard them.
     pub async fn read<F>(&self, entity: Entity, mut sink: F) -> Result<u64, SourceError>
     where
         F: FnMut(&[Option<&str>]),
     {
         let (sql, query) = self.query(entity)?;
         let started = Instant::now();
-        let rows = self.run(query, sql, &mut sink).await?;
+        let limits = self.limits;
+        let mut row = 0u64;
+        let mut checked = |values: &[Option<&str>]| -> Result<(), SourceError> {
+            row += 1;
+            check_row(query, values, row, limits)?;
+            sink(values);
+            Ok(())
+        };
+        let rows = self.run(query, sql, &mut checked).await?;
         debug!(
             entity = entity.key(),
             custom_query = query.custom,
@@ -149,7 +198,7 @@ impl Source {
         // on lines of its own so that a trailing `-- comment` ends before the wrapper does.
         let wrapped = format!("SELECT * FROM (\n{sql}\n) AS q LIMIT 5");
         let started = Instant::now();
-        let rows = self.run(query, wrapped, &mut |_| ()).await?;
+        let rows = self.run(query, wrapped, &mut |_| Ok(())).await?;
         debug!(
             entity = entity.key(),
             custom_query = query.custom,
@@ -164,6 +213,37 @@ impl Source {
     /// `mysql://db:3306/sis`, `sqlite:///var/lib/sis.db`, `demo (embedded SQLite)`.
     pub fn describe(&self) -> String {
         self.target.clone()
+    }
+
+    /// For `check`: how the connection is meant to be protected and what the server
+    /// negotiated, e.g. "TLS required, certificate and host name verified (the default for a
+    /// remote host); this session: TLS (TLSv1.3)". `None` for SQLite and the demo SIS.
+    pub async fn transport(&self) -> Option<String> {
+        let plan = self.tls.as_ref()?;
+        let session = match &self.pools {
+            Pools::Postgres(pool) => {
+                let row: Result<(bool, Option<String>), sqlx::Error> = sqlx::query_as(
+                    "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                )
+                .fetch_one(pool)
+                .await;
+                row.map(|(ssl, version)| ssl.then(|| version.unwrap_or_default()))
+            }
+            Pools::MySql(pool) => {
+                let row: Result<Option<(String, String)>, sqlx::Error> =
+                    sqlx::query_as("SHOW SESSION STATUS LIKE 'Ssl_version'")
+                        .fetch_optional(pool)
+                        .await;
+                row.map(|r| r.map(|(_, v)| v).filter(|v| !v.is_empty()))
+            }
+            Pools::Sqlite(_) => return None,
+        };
+        let session = match session {
+            Ok(Some(version)) => format!("TLS ({version})"),
+            Ok(None) => "not encrypted".to_owned(),
+            Err(e) => format!("unknown ({})", self.scrubber.scrub(database_message(&e))),
+        };
+        Some(format!("{}; this session: {session}", plan.describe()))
     }
 
     /// Closes the pool's connections. Waits at most a few seconds: after a query timed out its
@@ -199,12 +279,13 @@ impl Source {
 
     async fn run<F>(&self, query: QueryName, sql: String, sink: &mut F) -> Result<u64, SourceError>
     where
-        F: FnMut(&[Option<&str>]),
+        F: FnMut(&[Option<&str>]) -> Result<(), SourceError>,
     {
         let run = async {
             match &self.pools {
                 Pools::Postgres(pool) if self.postgres_copy => {
-                    stream_postgres(pool, query, sql, &self.scrubber, sink).await
+                    let max = self.limits.max_value_bytes;
+                    stream_postgres(pool, query, sql, &self.scrubber, max, sink).await
                 }
                 Pools::Postgres(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
                 Pools::MySql(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
@@ -235,10 +316,11 @@ async fn stream_postgres<F>(
     query: QueryName,
     sql: String,
     scrubber: &Scrubber,
+    max_value_bytes: usize,
     sink: &mut F,
 ) -> Result<u64, SourceError>
 where
-    F: FnMut(&[Option<&str>]),
+    F: FnMut(&[Option<&str>]) -> Result<(), SourceError>,
 {
     let plan = prepare_plan(pool, query, &sql, scrubber).await?;
     let Some(columns) = plan.copy_columns() else {
@@ -252,7 +334,9 @@ where
     // On lines of its own, so that a trailing `-- comment` in the query ends before `)`.
     let copy_sql = format!("COPY (\n{sql}\n) TO STDOUT");
     let refused = match conn.copy_out_raw(&copy_sql).await {
-        Ok(chunks) => return read_copy(chunks, query, &columns, scrubber, sink).await,
+        Ok(chunks) => {
+            return read_copy(chunks, query, &columns, scrubber, max_value_bytes, sink).await;
+        }
         Err(e) => e,
     };
     // A refused COPY leaves the connection's protocol state behind (sqlx does not wait for the
@@ -273,12 +357,17 @@ async fn read_copy<F>(
     query: QueryName,
     columns: &[plan::CopyColumn],
     scrubber: &Scrubber,
+    max_value_bytes: usize,
     sink: &mut F,
 ) -> Result<u64, SourceError>
 where
-    F: FnMut(&[Option<&str>]),
+    F: FnMut(&[Option<&str>]) -> Result<(), SourceError>,
 {
     let backend = <sqlx::Postgres as Backend>::LABEL;
+    let max_line = columns
+        .len()
+        .max(1)
+        .saturating_mul(max_value_bytes.saturating_mul(2).saturating_add(1));
     let mut lines = copy::Lines::default();
     let mut reader = copy::RowReader::default();
     let mut count: u64 = 0;
@@ -290,13 +379,25 @@ where
         lines.feed(&chunk, |line| {
             count += 1;
             reader
-                .read(line, columns, sink)
+                .read(line, columns, &mut *sink)
                 .map_err(|copy::CopyError(message)| SourceError::Query {
                     query,
                     backend,
                     message: format!("row {count}: {message}"),
-                })
+                })?
         })?;
+        // A line split over many chunks would grow here; a row longer than all its values may
+        // be (escapes double a value at most) is refused before it does.
+        if lines.partial_len() > max_line {
+            return Err(SourceError::Query {
+                query,
+                backend,
+                message: format!(
+                    "row {}: longer than {max_line} bytes ([source] max_value_bytes per column)",
+                    count + 1
+                ),
+            });
+        }
     }
     if lines.has_partial_line() {
         return Err(SourceError::Query {
@@ -352,7 +453,7 @@ where
     DB: Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    F: FnMut(&[Option<&str>]),
+    F: FnMut(&[Option<&str>]) -> Result<(), SourceError>,
 {
     let plan = prepare_plan(pool, query, &sql, scrubber).await?;
     stream_rows(pool, query, plan, sql, scrubber, sink).await
@@ -371,7 +472,7 @@ where
     DB: Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    F: FnMut(&[Option<&str>]),
+    F: FnMut(&[Option<&str>]) -> Result<(), SourceError>,
 {
     let failed = |e: sqlx::Error| query_failed::<DB>(query, scrubber, &e);
     let mut rows = sqlx::query::<DB>(AssertSqlSafe(sql)).fetch(pool);
@@ -386,14 +487,152 @@ where
         let cells = plan.read::<DB>(query, &row, count)?;
         let values: [Option<&str>; plan::MAX_COLUMNS] =
             std::array::from_fn(|i| cells[i].as_deref());
-        sink(values.get(..plan.width()).unwrap_or(&values));
+        sink(values.get(..plan.width()).unwrap_or(&values))?;
     }
     Ok(count)
+}
+
+/// Checks one row against the limits before anyone keeps it. `row` counts from 1.
+fn check_row(
+    query: QueryName,
+    values: &[Option<&str>],
+    row: u64,
+    limits: Limits,
+) -> Result<(), SourceError> {
+    if row > limits.max_rows {
+        return Err(SourceError::TooManyRows {
+            query,
+            limit: limits.max_rows,
+        });
+    }
+    for (i, value) in values.iter().enumerate() {
+        if let Some(v) = value
+            && v.len() > limits.max_value_bytes
+        {
+            return Err(SourceError::ValueTooLong {
+                query,
+                column: query.entity.columns().get(i).map_or("?", |c| c.name),
+                row,
+                id: row_id(query.entity, values, i),
+                bytes: v.len(),
+                limit: limits.max_value_bytes,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The key columns of a row (`student_id=123`), each shortened, for an error about the row.
+/// `long` is the column whose value is too long to show.
+fn row_id(entity: Entity, values: &[Option<&str>], long: usize) -> String {
+    // The columns that identify a row of each entity, in contract order.
+    let keys: &[usize] = match entity {
+        Entity::Schools | Entity::Students | Entity::Teachers => &[0],
+        Entity::Sections => &[0, 1, 2],
+        Entity::StudentEnrollments | Entity::TeacherRosters => &[0, 1, 2, 3],
+    };
+    let columns = entity.columns();
+    keys.iter()
+        .filter_map(|&i| {
+            let name = columns.get(i)?.name;
+            let value = match values.get(i).copied().flatten() {
+                None => "NULL".to_owned(),
+                Some(_) if i == long => "(the long value)".to_owned(),
+                Some(v) => shorten(v, 64),
+            };
+            Some(format!("{name}={value}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// At most `max` characters on one line.
+fn shorten(v: &str, max: usize) -> String {
+    let mut out: String = v
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if v.chars().count() > max {
+        out.push('…');
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn limits(max_value_bytes: usize, max_rows: u64) -> Limits {
+        Limits {
+            max_value_bytes,
+            max_rows,
+        }
+    }
+
+    #[test]
+    fn a_long_value_names_entity_column_and_row() {
+        let query = QueryName {
+            entity: Entity::Students,
+            custom: true,
+        };
+        let long = "x".repeat(11);
+        let row = [
+            Some("000123"),
+            Some("001"),
+            Some(long.as_str()),
+            Some("Doe"),
+        ];
+        assert!(check_row(query, &row, 7, limits(11, 10)).is_ok());
+        let err = check_row(query, &row, 7, limits(10, 10)).expect_err("11 > 10 bytes");
+        let text = err.to_string();
+        for want in [
+            "[source.queries] students",
+            "`first_name`",
+            "row 7",
+            "student_id=000123",
+            "11 bytes",
+            "max_value_bytes = 10",
+        ] {
+            assert!(text.contains(want), "{want:?} missing: {text}");
+        }
+        assert!(
+            !text.contains(&long),
+            "the value itself is not repeated: {text}"
+        );
+
+        // The key itself too long: not repeated either; bytes, not characters, count.
+        let sections = QueryName {
+            entity: Entity::Sections,
+            custom: false,
+        };
+        let row = [Some("001"), Some("ééééé\n"), Some("1"), None];
+        let err = check_row(sections, &row, 1, limits(10, 10)).expect_err("11 bytes");
+        let text = err.to_string();
+        assert!(
+            text.contains("school_id=001, course_code=(the long value), section_code=1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn one_row_more_than_the_limit_fails() {
+        let query = QueryName {
+            entity: Entity::StudentEnrollments,
+            custom: false,
+        };
+        let row = [Some("001"), Some("M"), Some("1"), Some("7")];
+        assert!(check_row(query, &row, 3, limits(100, 3)).is_ok());
+        let err = check_row(query, &row, 4, limits(100, 3)).expect_err("4 > 3 rows");
+        assert!(matches!(err, SourceError::TooManyRows { limit: 3, .. }));
+        assert!(err.to_string().contains("max_rows_per_file"), "{err}");
+    }
+
+    #[test]
+    fn shortened_values_stay_on_one_line() {
+        assert_eq!(shorten("a\nb", 10), "a b");
+        assert_eq!(shorten("abcdef", 3), "abc…");
+    }
 
     #[test]
     fn trailing_semicolons_and_blanks_are_removed() {
