@@ -78,6 +78,11 @@ pub struct SourceSection {
     /// PostgreSQL: read text/integer-only queries through COPY (default true).
     #[serde(default = "default_true")]
     pub postgres_copy: bool,
+    /// PEM file of a private CA that signed the SIS server's certificate (PostgreSQL, MySQL).
+    pub ca_file: Option<PathBuf>,
+    /// The longest value a query may return, in bytes (default 65536).
+    #[serde(default = "default_max_value_bytes")]
+    pub max_value_bytes: usize,
     #[serde(default)]
     pub queries: QueriesSection,
 }
@@ -106,6 +111,8 @@ pub struct ExportSection {
     pub account_sku_id: Option<String>,
     pub student_id_prefix: String,
     pub teacher_id_prefix: String,
+    /// Rows one file may hold (Microsoft's SDS limit, 2,000,000); more fails the run.
+    pub max_rows_per_file: u64,
 }
 
 impl Default for ExportSection {
@@ -120,9 +127,13 @@ impl Default for ExportSection {
             account_sku_id: None,
             student_id_prefix: d.student_id_prefix,
             teacher_id_prefix: d.teacher_id_prefix,
+            max_rows_per_file: DEFAULT_MAX_ROWS_PER_FILE,
         }
     }
 }
+
+/// Microsoft's per-file row limit for SDS CSV sync profiles.
+pub const DEFAULT_MAX_ROWS_PER_FILE: u64 = 2_000_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -339,6 +350,18 @@ impl Config {
                 return Err(invalid(key, "must be between 1 and 604800 seconds"));
             }
         }
+        if self.source.max_value_bytes == 0 {
+            return Err(invalid(
+                "source.max_value_bytes",
+                "must be at least 1 (default 65536)",
+            ));
+        }
+        if self.export.max_rows_per_file == 0 {
+            return Err(invalid(
+                "export.max_rows_per_file",
+                "must be at least 1 (default 2000000, Microsoft's limit per file)",
+            ));
+        }
         for (entity, q) in self.queries() {
             if q.trim().is_empty() {
                 return Err(invalid(
@@ -471,6 +494,10 @@ fn default_connect_timeout_secs() -> u64 {
 
 fn default_true() -> bool {
     true
+}
+
+fn default_max_value_bytes() -> usize {
+    64 * 1024
 }
 
 fn default_query_timeout_secs() -> u64 {

@@ -8,11 +8,19 @@
 //! helpers are no-ops: with `[metrics]` off, nothing is collected.
 //!
 //! The endpoints have no authentication: bind them to localhost or a private network, and put
-//! nothing secret in a label or a health reason.
+//! nothing secret in a label or a health reason (a failed run's reason is its kind, never the
+//! SIS host, user or database).
+//!
+//! Nobody who can reach the port may starve the daemon: at most [`MAX_CONNECTIONS`] connections
+//! are kept (a new one closes the oldest), a client has [`HEADER_READ_TIMEOUT`] to send its
+//! request, each connection serves one request (no keep-alive) and lives at most
+//! [`CONNECTION_DEADLINE`]. 1,100 idle connections once took every descriptor of the process and
+//! made its runs fail with "Too many open files".
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,8 +29,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub const RUNS_TOTAL: &str = "sds_sync_runs_total";
@@ -44,6 +55,20 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A health reason is shown to anyone who can reach `/healthz`; keep it short.
 const MAX_REASON_CHARS: usize = 160;
+
+/// Connections kept at once. Prometheus and a health checker need a handful; past this the
+/// oldest is closed, so a flood of idle connections costs at most this many descriptors and a
+/// new request is still answered.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Time a client has to send its request headers after connecting.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest life of a connection, request and response included (a client that does not read
+/// its response cannot hold one longer).
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+/// After shutdown or eviction, how long a connection may take to finish its response.
+const FINISH_GRACE: Duration = Duration::from_secs(2);
+/// Pause after a failed accept (e.g. out of descriptors), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Installing the recorder failed.
 #[derive(Debug, thiserror::Error)]
@@ -328,7 +353,7 @@ pub async fn bind(listen: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves `/metrics` and `/healthz` on a listener from [`bind`] until `cancel` fires, then stops
-/// accepting, lets in-flight responses finish, and returns `Ok(())`.
+/// accepting, lets in-flight responses finish (a few seconds at most), and returns `Ok(())`.
 pub async fn serve_on(
     listener: TcpListener,
     handle: PrometheusHandle,
@@ -347,14 +372,100 @@ pub async fn serve_on(
     // Upkeep stops with the server, whether the server ended by cancel or by error.
     let upkeep_stop = cancel.child_token();
     let upkeep = tokio::spawn(upkeep_loop(handle, upkeep_stop.clone()));
-    tracing::info!(listen = %addr, "metrics endpoint listening");
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await;
+    tracing::info!(listen = %addr, max_connections = MAX_CONNECTIONS, "metrics endpoint listening");
+
+    let open = Connections::default();
+    let mut tasks = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        // Reap finished connection tasks so the set does not grow with every request.
+        while tasks.try_join_next().is_some() {}
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // Out of descriptors or a connection reset before accept: not fatal.
+                tracing::debug!(error = %e, "metrics endpoint: accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let (id, stop) = open.admit(&cancel);
+        let conn = serve_connection(stream, app.clone(), stop);
+        let open = open.clone();
+        tasks.spawn(async move {
+            conn.await;
+            open.remove(id);
+        });
+    }
+    drop(listener);
+    // The cancel reached every connection through its child token: let them finish.
+    let finish = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(FINISH_GRACE + Duration::from_secs(1), finish)
+        .await
+        .is_err()
+    {
+        tasks.abort_all();
+    }
     upkeep_stop.cancel();
     // The upkeep task only sleeps and drains; a join error (panic) is not worth failing for.
     let _ = upkeep.await;
-    result.map_err(|e| io::Error::new(e.kind(), format!("metrics.listen = {addr}: {e}")))
+    Ok(())
+}
+
+/// One HTTP/1.1 connection: one request, a deadline for its headers and for all of it; `stop`
+/// (eviction or shutdown) lets the response in flight finish, briefly.
+async fn serve_connection(stream: TcpStream, app: Router, stop: CancellationToken) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(false);
+    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    let deadline = tokio::time::sleep(CONNECTION_DEADLINE);
+    tokio::pin!(deadline);
+    tokio::select! {
+        _ = &mut conn => return,
+        () = &mut deadline => return,
+        () = stop.cancelled() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(FINISH_GRACE, conn).await;
+}
+
+/// The open connections, oldest first, each with the token that closes it.
+#[derive(Clone, Default)]
+struct Connections {
+    inner: Arc<Mutex<VecDeque<(u64, CancellationToken)>>>,
+    next: Arc<AtomicU64>,
+}
+
+impl Connections {
+    /// Registers a new connection; at [`MAX_CONNECTIONS`] the oldest is told to close first.
+    fn admit(&self, parent: &CancellationToken) -> (u64, CancellationToken) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let token = parent.child_token();
+        let mut open = self.lock();
+        while open.len() >= MAX_CONNECTIONS {
+            if let Some((_, oldest)) = open.pop_front() {
+                oldest.cancel();
+            }
+        }
+        open.push_back((id, token.clone()));
+        (id, token)
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().retain(|(i, _)| *i != id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, CancellationToken)>> {
+        // Entries are pushed and removed whole: a poisoned lock still holds a valid list.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 async fn upkeep_loop(handle: PrometheusHandle, stop: CancellationToken) {
@@ -507,6 +618,44 @@ mod tests {
         let (status, body) = http_get(addr, "/healthz").await;
         assert_eq!((status, body.as_str()), (503, "scheduler not running"));
 
+        cancel.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("server stops promptly on cancel")
+            .expect("server task did not panic");
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    /// True when the server closed `stream` (EOF) within `wait`.
+    async fn eof(stream: &mut TcpStream, wait: Duration) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(
+            tokio::time::timeout(wait, stream.read(&mut byte)).await,
+            Ok(Ok(0))
+        )
+    }
+
+    /// Idle connections past the cap are closed oldest first, and a request still gets its
+    /// answer; an idle connection is closed by the server, not kept for ever.
+    #[tokio::test]
+    async fn idle_connections_are_capped_and_a_new_request_is_answered() {
+        let (addr, health, cancel, server) = start().await;
+        let _alive = health.scheduler_alive_guard();
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS + 20 {
+            idle.push(TcpStream::connect(addr).await.expect("connect"));
+        }
+        let (status, body) = http_get(addr, "/healthz").await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+        // The oldest connections were closed by the server (EOF); the newest is still open.
+        for (i, stream) in idle.iter_mut().take(21).enumerate() {
+            assert!(
+                eof(stream, Duration::from_secs(5)).await,
+                "idle connection {i} is still open"
+            );
+        }
+        let newest = idle.last_mut().expect("connections");
+        assert!(!eof(newest, Duration::from_millis(200)).await);
         cancel.cancel();
         let result = tokio::time::timeout(Duration::from_secs(10), server)
             .await

@@ -29,13 +29,72 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 pub fn source_config(cfg: &Config) -> anyhow::Result<SourceConfig> {
     Ok(SourceConfig {
-        url: cfg.source.url.clone(),
         password: cfg.source_password()?,
+        ..source_settings(cfg)
+    })
+}
+
+/// `[source]` without the password (which may live in a file): enough for the warnings.
+fn source_settings(cfg: &Config) -> SourceConfig {
+    SourceConfig {
+        url: cfg.source.url.clone(),
+        password: None,
         queries: cfg.queries(),
         connect_timeout: std::time::Duration::from_secs(cfg.source.connect_timeout_secs),
         query_timeout: std::time::Duration::from_secs(cfg.source.query_timeout_secs),
         postgres_copy: cfg.source.postgres_copy,
-    })
+        ca_file: cfg.source.ca_file.clone(),
+        max_value_bytes: cfg.source.max_value_bytes,
+        // A query cannot fill a file with more rows than it returns: stop it while it streams.
+        max_rows: cfg.export.max_rows_per_file,
+    }
+}
+
+/// How the SIS would be reached, from the URL alone: a remote SIS without verified TLS,
+/// ignored URL parameters, an unusable `ca_file`.
+pub fn source_warnings(cfg: &Config) -> anyhow::Result<Vec<String>> {
+    Ok(source_settings(cfg).warnings()?)
+}
+
+/// Logs [`source_warnings`] at WARN: at service start, after a reload and in `once`.
+pub fn log_source_warnings(cfg: &Config) -> anyhow::Result<()> {
+    for w in source_warnings(cfg)? {
+        warn!(warning = %w, "source warning");
+    }
+    Ok(())
+}
+
+/// A file of the export has more rows than `[export] max_rows_per_file`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{file} would have {rows} rows, more than [export] max_rows_per_file = {limit} (Microsoft's \
+     SDS limit is 2,000,000 rows per file); split the district into several sync profiles (one \
+     config per group of schools), or raise the limit if Microsoft raised yours"
+)]
+pub struct FileTooLarge {
+    pub file: String,
+    pub rows: u64,
+    pub limit: u64,
+}
+
+/// What kind of failure ended a run, in words safe to serve without authentication
+/// (`/healthz`): no host, user, database, path or value. The log has the whole error.
+pub fn failure_kind(e: &anyhow::Error) -> &'static str {
+    for cause in e.chain() {
+        if let Some(s) = cause.downcast_ref::<sds_source::SourceError>() {
+            return s.kind();
+        }
+        if cause.downcast_ref::<FileTooLarge>().is_some() {
+            return "a file would exceed [export] max_rows_per_file";
+        }
+        if cause.downcast_ref::<sds_core::BuildError>().is_some() {
+            return "the export could not be built";
+        }
+        if cause.downcast_ref::<sds_store::StoreError>().is_some() {
+            return "the state directory cannot be used";
+        }
+    }
+    "the export failed"
 }
 
 pub fn destinations(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Destination>>> {
@@ -210,6 +269,18 @@ pub async fn extract_and_build(cfg: &Config, source: &Source) -> anyhow::Result<
         .map_err(|_| anyhow!("the build thread stopped unexpectedly (a bug: please report it)"))?;
     read?;
     let built = builder.finish().context("cannot build the export")?;
+    let limit = cfg.export.max_rows_per_file;
+    for spec in built.files() {
+        let rows = built.row_count(spec.name);
+        if rows > limit {
+            return Err(FileTooLarge {
+                file: spec.name.to_owned(),
+                rows,
+                limit,
+            }
+            .into());
+        }
+    }
     for (file, reason, count) in built.drops() {
         warn!(file, reason = %reason, count, "rows dropped");
     }
@@ -769,6 +840,7 @@ pub fn metrics_outcome(outcome: RunOutcome) -> crate::metrics::RunOutcome {
 /// `once`: a recorded run, then one delivery attempt per destination. Returns the report and
 /// how many deliveries failed.
 pub async fn run_once(cfg: &Config, store: &Store) -> anyhow::Result<(ExportReport, usize)> {
+    log_source_warnings(cfg)?;
     log_destination_warnings(cfg)?;
     let report = run_recorded(cfg, store).await?;
     let names = destination_names(cfg);
@@ -789,6 +861,9 @@ pub async fn check(cfg: &Config, offline: bool) -> anyhow::Result<()> {
     cfg.source_password()?;
     crate::schedule::Schedule::parse(&cfg.schedule.cron, &cfg.schedule.timezone)?;
     let dests = destinations(cfg)?;
+    for w in source_warnings(cfg)? {
+        println!("warning: {w}");
+    }
     for w in destination_warnings(cfg)? {
         println!("warning: {w}");
     }
@@ -804,6 +879,9 @@ pub async fn check(cfg: &Config, offline: bool) -> anyhow::Result<()> {
         .context("cannot connect to the SIS")?;
     println!("config: ok");
     println!("source: connected to {}", source.describe());
+    if let Some(transport) = source.transport().await {
+        println!("source TLS: {transport}");
+    }
     let mut problems = 0;
     for entity in Entity::ALL {
         match source.probe(entity).await {

@@ -179,10 +179,12 @@ async fn tick(cfg: &Config, store: &Store, health: &Health, workers: &Workers) {
                 String::new(),
             ),
         },
+        // /healthz is unauthenticated: it gets the kind of failure, the log the whole error
+        // (which names the SIS host, user and database).
         Err(e) => (
             "last run failed".to_owned(),
             metrics::RunOutcome::Failed,
-            crate::one_line(e),
+            format!("{} (see the log)", run::failure_kind(e)),
         ),
     };
     health.record_run(outcome, &reason);
@@ -240,6 +242,7 @@ pub async fn serve(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         });
     }
 
+    run::log_source_warnings(&cfg)?;
     run::log_destination_warnings(&cfg)?;
     let store = Arc::new(run::open_store(&cfg).await?);
     let health = Health::new();
@@ -276,6 +279,9 @@ pub async fn serve(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                         }
                         workers = Workers::start(&cfg, &store, &shutdown).await?;
                         info!(schedule = %schedule.describe(), "schedule and destinations updated");
+                        if let Err(e) = run::log_source_warnings(&cfg) {
+                            warn!(error = %format!("{e:#}"), "cannot check the source's warnings");
+                        }
                         if let Err(e) = run::log_destination_warnings(&cfg) {
                             warn!(error = %format!("{e:#}"), "cannot check the destinations' warnings");
                         }

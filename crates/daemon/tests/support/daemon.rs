@@ -214,12 +214,19 @@ shutdown_grace_secs = {grace}
     /// service logged that it started.
     #[track_caller]
     pub fn start(&self) -> Daemon {
+        self.start_with(|_| ())
+    }
+
+    /// As [`Env::start`], with the command adjusted first (e.g. resource limits).
+    #[track_caller]
+    pub fn start_with(&self, adjust: impl FnOnce(&mut Command)) -> Daemon {
         let n = self.starts.get() + 1;
         self.starts.set(n);
         let log = self.root.join(format!("daemon-{n}.log"));
         let stderr = fs::File::create(&log).expect("create the log file");
-        let child = self
-            .command(&["run"])
+        let mut cmd = self.command(&["run"]);
+        adjust(&mut cmd);
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
