@@ -3,9 +3,12 @@
 //! value, so sds-sync removes them first); `check` warns about a remote SIS in clear text and
 //! reports the TLS state of the session; `once` warns too.
 
+mod support;
+
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
+use support::daemon::{Env, Setup, msg};
 
 const URL_PARAM_SECRET: &str = "SslPassword-Trace-Secret-41";
 const QUERY_PASSWORD: &str = "QueryParam-Password-Secret-77";
@@ -116,4 +119,30 @@ fn check_warns_about_clear_text_to_a_remote_sis_and_reports_tls() {
         all.contains("source TLS: TLS if the server offers it, certificate not verified (the default on this machine); this session: "),
         "{all}"
     );
+}
+
+/// The service logs the source's warnings at start and again after a reload (here: a
+/// `ca_file` that cannot apply to a SQLite SIS).
+#[test]
+fn the_service_warns_at_start_and_after_a_reload() {
+    let mut setup = Setup::ticking(&["local"]);
+    setup.run_at_start = false;
+    setup.cron = support::daemon::FAR_AWAY.into();
+    let env = Env::new(&setup);
+    let config = env.config_toml(&setup).replacen(
+        "[export]",
+        "ca_file = \"/etc/ssl/certs/unused.pem\"\n\n[export]",
+        1,
+    );
+    env.write_config_text(&config);
+    let mut d = env.start();
+    let warned = |l: &serde_json::Value| {
+        l.get("warning")
+            .and_then(|w| w.as_str())
+            .is_some_and(|w| w.contains("ca_file is not used"))
+    };
+    d.wait_log("source warning", warned);
+    d.signal("HUP");
+    d.wait_log(msg::UPDATED, |_| true);
+    d.wait_log_count_where("source warning", 2, warned);
 }
