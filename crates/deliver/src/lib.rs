@@ -2,14 +2,22 @@
 //! contract, one module per transport, and the classification of failures into retryable and
 //! permanent (the *whether* of retrying; the *when* lives with the caller's backoff policy).
 //!
+//! File transports (local, SFTP, FTP/FTPS) share one staged-upload protocol ([`staged`]): every
+//! file of the set goes up under a temporary name and is size-checked, and only then are all of
+//! them renamed into place in one burst, so a reader never sees half a file nor files of two
+//! snapshots side by side. Each transport supplies only small primitives (list, put, size,
+//! rename, remove).
+//!
 //! Architecture invariants: only this crate speaks network protocols; it never reads config files
 //! or the environment (it gets built config structs); a delivery reports success only once every
-//! file is complete under its final name; no secret is ever formatted into an error or log line.
+//! file is complete under its final name; no secret is ever formatted into an error or log line;
+//! every read from a server is bounded in size.
 
 pub mod email;
 pub mod ftp;
 pub mod local;
 pub mod sftp;
+pub mod staged;
 
 use futures_util::future::BoxFuture;
 use std::path::PathBuf;
@@ -101,9 +109,10 @@ impl DeliverError {
     }
 }
 
-/// Where a snapshot goes. Implementations upload every file under a temporary name, check it,
-/// and only then move it to its final name, so a reader never sees a partial file; temporary
-/// files left by an interrupted attempt are removed by the next one.
+/// Where a snapshot goes. File transports upload every file under a temporary name, check it,
+/// and only then move all of them to their final names ([`staged`]), so a reader never sees a
+/// partial file nor a mixed set; temporary files left by an interrupted attempt are removed by the
+/// next one.
 pub trait Destination: Send + Sync {
     /// The `[[destination]] name`, for logs and the outbox.
     fn name(&self) -> &str;
@@ -121,4 +130,10 @@ pub trait Destination: Send + Sync {
     /// A cheap proof that a delivery could succeed now (reachable, authenticated, writable).
     /// Changes nothing visible at the destination.
     fn check(&self) -> BoxFuture<'_, Result<(), DeliverError>>;
+    /// Insecure settings the operator should hear about (clear-text transport, secret files open
+    /// to other accounts, a shared folder): logged at WARN at start, reload and `once`, and
+    /// printed by `check`. Each names the destination and what to change.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

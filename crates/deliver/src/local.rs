@@ -1,14 +1,20 @@
-//! The local-folder destination: copies each file to a temporary name in the target folder,
-//! fsyncs it, and renames it over the final name, so readers see whole files only.
+//! The local-folder destination: the staged upload of [`crate::staged`] into a folder on this
+//! machine (or a mounted share). Temporary files get random names and are created exclusively
+//! (`O_CREAT|O_EXCL|O_NOFOLLOW`), so a link planted in the folder by another account receives
+//! nothing; each file is fsynced before the renames, and the folder after them. A folder every
+//! account may write to is refused; a group-writable one is warned about.
 
-use crate::{DeliverError, Destination, FileSet};
+use crate::staged::{self, Fault, Leftovers, Payload, Stage};
+use crate::{DeliverError, Destination, ErrorKind, FileSet};
 use futures_util::future::BoxFuture;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tokio::io::AsyncWriteExt;
 
-/// Prefix of temporary files; anything starting with it in the target folder is ours to remove.
-const TMP_PREFIX: &str = ".sds-sync-tmp.";
+/// Bytes per write of an upload.
+const CHUNK: usize = 256 * 1024;
 
 /// `[[destination]] kind = "local"`.
 #[derive(Debug, Clone)]
@@ -21,78 +27,253 @@ pub struct LocalConfig {
 #[derive(Debug, Clone)]
 pub struct LocalDestination {
     cfg: LocalConfig,
+    fault: Option<Fault>,
 }
 
 impl LocalDestination {
     pub fn new(cfg: LocalConfig) -> Self {
-        LocalDestination { cfg }
+        LocalDestination { cfg, fault: None }
     }
 
-    fn err(&self, what: &str, path: &Path, e: &io::Error) -> DeliverError {
-        // Local failures (permissions, a full disk, a missing mount) are things an admin fixes
-        // while the daemon keeps trying, so they are retryable.
-        DeliverError::retryable(
-            &self.cfg.name,
-            format!(
-                "{what} {}: {e}; check that the folder exists, is writable by the sds-sync user and has free space",
-                path.display()
-            ),
-        )
+    /// Test hook: see [`Fault`].
+    #[doc(hidden)]
+    pub fn with_fault(mut self, fault: Fault) -> Self {
+        self.fault = Some(fault);
+        self
     }
 
-    fn deliver_blocking(&self, set: &FileSet) -> Result<(), DeliverError> {
+    /// Warnings to log at start-up, reload, `once` and `check`: a folder its group may write to
+    /// (members could swap delivered files).
+    pub fn startup_warnings(&self) -> Vec<String> {
         let dir = &self.cfg.path;
-        fs::create_dir_all(dir).map_err(|e| self.err("cannot create folder", dir, &e))?;
-        remove_stale_temps(dir)
-            .map_err(|e| self.err("cannot clean temporary files in", dir, &e))?;
-        for file in set.files_for(self.cfg.include_license_file) {
-            let src = set.dir.join(&file.name);
-            let tmp = dir.join(format!("{TMP_PREFIX}{}", file.name));
-            let dst = dir.join(&file.name);
-            let result = copy_synced(&src, &tmp, file.bytes).and_then(|()| fs::rename(&tmp, &dst));
-            if let Err(e) = result {
-                let _ = fs::remove_file(&tmp);
-                return Err(self.err("cannot write", &dst, &e));
-            }
+        match fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() && mode_of(&meta) & 0o020 != 0 => vec![format!(
+                "destination {:?}: folder {} is writable by its group (mode {:04o}); group members can replace \
+                 delivered files: run `chmod g-w {}` unless that is intended (an ACL that lets an upload agent \
+                 delete files also shows this way)",
+                self.cfg.name,
+                dir.display(),
+                mode_of(&meta),
+                dir.display()
+            )],
+            _ => Vec::new(),
         }
-        sync_dir(dir).map_err(|e| self.err("cannot sync folder", dir, &e))?;
+    }
+
+    async fn deliver_set(&self, set: &FileSet) -> Result<(), DeliverError> {
+        let started = Instant::now();
+        let mut folder = Folder::open(&self.cfg).await?;
+        let s =
+            staged::deliver(&mut folder, set, self.cfg.include_license_file, self.fault).await?;
+        tracing::info!(
+            destination = %self.cfg.name,
+            kind = "local",
+            snapshot = %set.snapshot_id,
+            files = s.files,
+            bytes = s.bytes,
+            unverified_files = s.unverified,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "delivered"
+        );
         Ok(())
     }
+}
 
-    fn check_blocking(&self) -> Result<(), DeliverError> {
-        let dir = &self.cfg.path;
-        fs::create_dir_all(dir).map_err(|e| self.err("cannot create folder", dir, &e))?;
-        let probe = dir.join(format!("{TMP_PREFIX}probe"));
-        fs::write(&probe, b"sds-sync check\n").map_err(|e| self.err("cannot write to", dir, &e))?;
-        fs::remove_file(&probe).map_err(|e| self.err("cannot remove probe file in", dir, &e))
+#[cfg(unix)]
+fn mode_of(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777
+}
+
+#[cfg(not(unix))]
+fn mode_of(_: &fs::Metadata) -> u32 {
+    0o700
+}
+
+/// Runs blocking file system work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(format!("file task failed: {e}"))))
+}
+
+/// The target folder, checked.
+struct Folder {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Folder {
+    /// Creates the folder if missing and refuses one every account may write to.
+    async fn open(cfg: &LocalConfig) -> Result<Folder, DeliverError> {
+        let folder = Folder {
+            name: cfg.name.clone(),
+            dir: cfg.path.clone(),
+        };
+        let dir = folder.dir.clone();
+        let meta = blocking(move || {
+            fs::create_dir_all(&dir)?;
+            fs::metadata(&dir)
+        })
+        .await
+        .map_err(|e| folder.io_error("cannot create or open folder", &folder.dir, &e))?;
+        if !meta.is_dir() {
+            return Err(folder.error(
+                ErrorKind::Permanent,
+                format!("{} is not a folder; fix `path`", folder.dir.display()),
+            ));
+        }
+        let mode = mode_of(&meta);
+        if mode & 0o002 != 0 {
+            return Err(folder.error(
+                ErrorKind::Permanent,
+                format!(
+                    "folder {path} is writable by every account on this machine (mode {mode:04o}): another account \
+                     could plant links or swap the delivered files; run `chmod o-w {path}` (for a mounted share, \
+                     mount it with dir_mode=0770 or stricter), then reload sds-sync",
+                    path = folder.dir.display()
+                ),
+            ));
+        }
+        Ok(folder)
+    }
+
+    fn io_error(&self, what: &str, path: &Path, e: &io::Error) -> DeliverError {
+        // Permissions, a full disk, a missing mount: an admin fixes these while the daemon keeps
+        // trying, so they are retryable.
+        let hint = if e.kind() == io::ErrorKind::StorageFull {
+            "the disk is full: free space there; will retry"
+        } else {
+            "check that the folder exists, is writable by the sds-sync user and has free space; will retry"
+        };
+        self.error(
+            ErrorKind::Retryable,
+            format!("{what} {}: {e}; {hint}", path.display()),
+        )
     }
 }
 
-fn copy_synced(src: &Path, tmp: &Path, expected: u64) -> io::Result<()> {
-    let mut from = fs::File::open(src)?;
-    let mut to = fs::File::create(tmp)?;
-    let copied = io::copy(&mut from, &mut to)?;
-    if copied != expected {
-        return Err(io::Error::other(format!(
-            "copied {copied} bytes but the snapshot says {expected}; the snapshot file changed underneath"
-        )));
+/// Creates `path` for writing; fails if anything, a link included, is already there.
+fn create_exclusive(path: &Path) -> io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // create_new is O_CREAT|O_EXCL, which already refuses an existing link; O_NOFOLLOW says
+        // so outright. The mode stays 0666 minus the umask: the daemon's umask (0077) makes the
+        // file owner-only, while a default ACL on the folder (to let an upload agent read) still
+        // works, which an explicit 0600 would mask out.
+        options.custom_flags(libc::O_NOFOLLOW);
     }
-    to.sync_all()
+    options.open(path)
 }
 
-fn remove_stale_temps(dir: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
-            fs::remove_file(entry.path())?;
+impl Stage for Folder {
+    fn destination(&self) -> &str {
+        &self.name
+    }
+
+    fn error(&self, kind: ErrorKind, message: String) -> DeliverError {
+        DeliverError {
+            destination: self.name.clone(),
+            kind,
+            message,
         }
     }
-    Ok(())
-}
 
-/// Makes the renames durable: without it a power cut can leave the old directory entries.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
+    async fn list_ours(&mut self) -> Result<Vec<String>, DeliverError> {
+        let dir = self.dir.clone();
+        let listed = blocking(move || {
+            let mut found = Leftovers::default();
+            for entry in fs::read_dir(&dir)? {
+                let entry = entry?;
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                // Only files and links are ours; file_type does not follow links.
+                if entry.file_type()?.is_dir() {
+                    continue;
+                }
+                found.offer(&name).map_err(io::Error::other)?;
+            }
+            Ok(found.into_names())
+        })
+        .await;
+        listed.map_err(|e| self.io_error("cannot list", &self.dir, &e))
+    }
+
+    async fn put(&mut self, name: &str, data: &mut Payload) -> Result<(), DeliverError> {
+        let path = self.dir.join(name);
+        let p = path.clone();
+        let file = blocking(move || create_exclusive(&p))
+            .await
+            .map_err(|e| self.io_error("cannot create", &path, &e))?;
+        let mut file = tokio::fs::File::from_std(file);
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = data
+                .read(&mut buf)
+                .await
+                .map_err(|e| self.io_error("cannot fill", &path, &e))?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n])
+                .await
+                .map_err(|e| self.io_error("cannot write", &path, &e))?;
+        }
+        // Durable before it is renamed into place and the delivery reported.
+        file.sync_all()
+            .await
+            .map_err(|e| self.io_error("cannot write", &path, &e))
+    }
+
+    async fn size(&mut self, name: &str) -> Result<Option<u64>, DeliverError> {
+        let path = self.dir.join(name);
+        let p = path.clone();
+        let meta = blocking(move || fs::symlink_metadata(&p))
+            .await
+            .map_err(|e| self.io_error("cannot check", &path, &e))?;
+        if !meta.is_file() {
+            return Err(self.error(
+                ErrorKind::Retryable,
+                format!(
+                    "{} is no longer a regular file; something else is writing in this folder; will retry",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Some(meta.len()))
+    }
+
+    async fn rename(&mut self, from: &str, to: &str) -> Result<(), DeliverError> {
+        let (src, dst) = (self.dir.join(from), self.dir.join(to));
+        let (s, d) = (src.clone(), dst.clone());
+        blocking(move || fs::rename(&s, &d))
+            .await
+            .map_err(|e| self.io_error("cannot move the new file over", &dst, &e))
+    }
+
+    async fn remove(&mut self, name: &str) -> Result<(), DeliverError> {
+        let path = self.dir.join(name);
+        let p = path.clone();
+        match blocking(move || fs::remove_file(&p)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io_error("cannot remove", &path, &e)),
+        }
+    }
+
+    async fn finish(&mut self) -> Result<(), DeliverError> {
+        // Makes the renames durable: without it a power cut can bring back the old entries.
+        let dir = self.dir.clone();
+        blocking(move || fs::File::open(&dir)?.sync_all())
+            .await
+            .map_err(|e| self.io_error("cannot sync folder", &self.dir, &e))
+    }
 }
 
 impl Destination for LocalDestination {
@@ -103,33 +284,31 @@ impl Destination for LocalDestination {
         "local"
     }
     fn deliver<'a>(&'a self, set: &'a FileSet) -> BoxFuture<'a, Result<(), DeliverError>> {
-        Box::pin(async move {
-            let this = self.clone();
-            let set = set.clone();
-            tokio::task::spawn_blocking(move || this.deliver_blocking(&set))
-                .await
-                .map_err(|e| {
-                    DeliverError::retryable(&self.cfg.name, format!("delivery task failed: {e}"))
-                })?
-        })
+        Box::pin(self.deliver_set(set))
     }
     fn cleanup_after_abandon(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            // The stuck copy keeps its file descriptor; unlinking the name is still allowed and
+            // A stuck copy keeps its file descriptor; unlinking the name is still allowed and
             // leaves no temporary file in the folder.
-            let dir = self.cfg.path.clone();
-            let _ = tokio::task::spawn_blocking(move || remove_stale_temps(&dir)).await;
+            let mut folder = Folder {
+                name: self.cfg.name.clone(),
+                dir: self.cfg.path.clone(),
+            };
+            if let Ok(names) = folder.list_ours().await {
+                for name in names {
+                    let _ = folder.remove(&name).await;
+                }
+            }
         })
     }
     fn check(&self) -> BoxFuture<'_, Result<(), DeliverError>> {
         Box::pin(async move {
-            let this = self.clone();
-            tokio::task::spawn_blocking(move || this.check_blocking())
-                .await
-                .map_err(|e| {
-                    DeliverError::retryable(&self.cfg.name, format!("check task failed: {e}"))
-                })?
+            let mut folder = Folder::open(&self.cfg).await?;
+            staged::probe(&mut folder).await
         })
+    }
+    fn warnings(&self) -> Vec<String> {
+        self.startup_warnings()
     }
 }
 
@@ -137,6 +316,7 @@ impl Destination for LocalDestination {
 mod tests {
     use super::*;
     use crate::SetFile;
+    use std::os::unix::fs::PermissionsExt;
 
     fn set_in(dir: &Path) -> FileSet {
         fs::write(dir.join("School.csv"), b"SIS ID,Name\r\n001,A\r\n").unwrap();
@@ -168,24 +348,32 @@ mod tests {
         }
     }
 
+    fn dest(path: &Path, include_license_file: bool) -> LocalDestination {
+        LocalDestination::new(LocalConfig {
+            name: "t".into(),
+            path: path.to_path_buf(),
+            include_license_file,
+        })
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
     #[tokio::test]
     async fn delivers_whole_files_and_honours_license_choice() {
         let src = tempfile::tempdir().unwrap();
         let out = tempfile::tempdir().unwrap();
         let set = set_in(src.path());
-        // A stale temporary file from an interrupted run must go.
-        fs::write(out.path().join(format!("{TMP_PREFIX}School.csv")), b"half").unwrap();
-        let dest = LocalDestination::new(LocalConfig {
-            name: "t".into(),
-            path: out.path().to_path_buf(),
-            include_license_file: false,
-        });
-        dest.deliver(&set).await.unwrap();
-        let names: Vec<String> = fs::read_dir(out.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, vec!["School.csv".to_string()]);
+        // A stale temporary file of an interrupted run (old naming) must go.
+        fs::write(out.path().join(".sds-sync-tmp.School.csv"), b"half").unwrap();
+        dest(out.path(), false).deliver(&set).await.unwrap();
+        assert_eq!(names(out.path()), vec!["School.csv".to_string()]);
         assert_eq!(
             fs::read(out.path().join("School.csv")).unwrap(),
             b"SIS ID,Name\r\n001,A\r\n"
@@ -198,12 +386,7 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let mut set = set_in(src.path());
         set.files[0].bytes = 999;
-        let dest = LocalDestination::new(LocalConfig {
-            name: "t".into(),
-            path: out.path().to_path_buf(),
-            include_license_file: true,
-        });
-        let err = dest.deliver(&set).await.unwrap_err();
+        let err = dest(out.path(), true).deliver(&set).await.unwrap_err();
         assert!(!err.is_permanent());
         assert!(err.message.contains("999"), "{err}");
         assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0);
@@ -212,12 +395,89 @@ mod tests {
     #[tokio::test]
     async fn check_leaves_nothing_behind() {
         let out = tempfile::tempdir().unwrap();
-        let dest = LocalDestination::new(LocalConfig {
-            name: "t".into(),
-            path: out.path().join("sub"),
-            include_license_file: true,
-        });
-        dest.check().await.unwrap();
+        dest(&out.path().join("sub"), true).check().await.unwrap();
         assert_eq!(fs::read_dir(out.path().join("sub")).unwrap().count(), 0);
+    }
+
+    /// Issue 15: a link planted at the temporary name the old code used (`.sds-sync-tmp.NAME`)
+    /// received the student file. Now temporary names are random and created exclusively, so
+    /// the link target stays empty and the delivery still succeeds.
+    #[tokio::test]
+    async fn planted_symlink_at_the_old_temp_name_receives_nothing() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let stolen = elsewhere.path().join("stolen.csv");
+        fs::write(&stolen, b"").unwrap();
+        let set = set_in(src.path());
+        for name in [".sds-sync-tmp.School.csv", "School.csv.sds-sync-tmp"] {
+            std::os::unix::fs::symlink(&stolen, out.path().join(name)).unwrap();
+        }
+        dest(out.path(), false).deliver(&set).await.unwrap();
+        assert_eq!(
+            fs::read(&stolen).unwrap(),
+            b"",
+            "the planted link received data"
+        );
+        // The links were removed as leftovers (the link, not its target), the file arrived.
+        assert_eq!(names(out.path()), vec!["School.csv".to_string()]);
+        assert!(stolen.exists());
+        assert!(
+            !fs::symlink_metadata(out.path().join("School.csv"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn exclusive_create_refuses_an_existing_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"").unwrap();
+        let link = dir.path().join("x.sds-sync-tmp");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(create_exclusive(&link).is_err());
+        // A dangling link too (O_EXCL would otherwise create its target).
+        let dangling = dir.path().join("y.sds-sync-tmp");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert!(create_exclusive(&dangling).is_err());
+        assert!(!dir.path().join("nowhere").exists());
+    }
+
+    #[tokio::test]
+    async fn world_writable_folder_is_refused_and_group_writable_warned() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let set = set_in(src.path());
+        fs::set_permissions(out.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let d = dest(out.path(), false);
+        let err = d.deliver(&set).await.unwrap_err();
+        assert!(err.is_permanent(), "{err}");
+        assert!(
+            err.message
+                .contains(&format!("chmod o-w {}", out.path().display()))
+                && err.message.contains("0777"),
+            "{err}"
+        );
+        assert!(d.check().await.unwrap_err().is_permanent());
+        assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0);
+
+        fs::set_permissions(out.path(), fs::Permissions::from_mode(0o770)).unwrap();
+        let w = d.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("chmod g-w"), "{}", w[0]);
+        d.deliver(&set).await.unwrap();
+        fs::set_permissions(out.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(d.warnings().is_empty());
+    }
+
+    #[tokio::test]
+    async fn abandoned_delivery_cleanup_removes_only_temporaries() {
+        let out = tempfile::tempdir().unwrap();
+        fs::write(out.path().join("School.csv"), b"keep").unwrap();
+        fs::write(out.path().join(staged::temp_name("School.csv")), b"half").unwrap();
+        dest(out.path(), false).cleanup_after_abandon().await;
+        assert_eq!(names(out.path()), vec!["School.csv".to_string()]);
     }
 }

@@ -6,6 +6,7 @@
 //! The server-stop test runs a private sshd on its own port, so stopping it disturbs no other test.
 
 use sds_deliver::sftp::{SftpConfig, SftpDestination};
+use sds_deliver::staged::is_ours;
 use sds_deliver::{DeliverError, Destination, FileSet, SetFile};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -129,6 +130,15 @@ impl RemoteDir {
             local,
             remote: format!("{}/{name}", s.upload_dir),
         }
+    }
+
+    /// The temporary file of `name` (`NAME.<random>.sds-sync-tmp`), if there is one.
+    fn temp_of(&self, name: &str) -> Option<PathBuf> {
+        fs::read_dir(&self.local)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with(&format!("{name}.")) && is_ours(n))
+            .map(|n| self.local.join(n))
     }
 
     /// Name → content of every file in the folder.
@@ -751,17 +761,17 @@ async fn server_stopped_mid_upload_leaves_no_partial_file_and_a_retry_completes(
         ],
         12,
     );
-    let big_tmp = dir.local.join(".sds-sync-tmp.Student.csv.part");
     let delivery = {
         let d = d.clone();
         let set = new.set.clone();
         tokio::spawn(async move { d.deliver(&set).await })
     };
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let size = fs::metadata(&big_tmp).map(|m| m.len()).unwrap_or(0);
-        if size >= 1024 * 1024 {
-            break;
+    let big_tmp = loop {
+        if let Some(tmp) = dir.temp_of("Student.csv")
+            && fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0) >= 1024 * 1024
+        {
+            break tmp;
         }
         assert!(
             !delivery.is_finished(),
@@ -769,7 +779,7 @@ async fn server_stopped_mid_upload_leaves_no_partial_file_and_a_retry_completes(
         );
         assert!(Instant::now() < deadline, "upload never started");
         tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    };
     sshd.stop();
     let partial = fs::metadata(&big_tmp).map(|m| m.len()).unwrap_or(0);
     // Bounded by request_timeout_secs (10 s here) even if the client did not see the cut.
@@ -796,7 +806,7 @@ async fn server_stopped_mid_upload_leaves_no_partial_file_and_a_retry_completes(
     assert!(
         after
             .keys()
-            .all(|n| expected(&old, false).contains_key(n) || n.starts_with(".sds-sync-tmp.")),
+            .all(|n| expected(&old, false).contains_key(n) || is_ours(n)),
         "{:?}",
         after.keys()
     );

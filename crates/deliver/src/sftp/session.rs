@@ -1,0 +1,595 @@
+//! One SFTP session (russh + russh-sftp): connect, verify the host key, log in, start SFTP, and
+//! the staged-upload primitives over it ([`Remote`]): list, put (pipelined writes, `fsync@openssh.com`
+//! when offered), size (`stat`), rename (`posix-rename@openssh.com` when offered, else remove then
+//! rename) and remove.
+
+use super::classify::{self, Context};
+use super::hostkey::{self, HostKeyPolicy, HostKeyProblem};
+use super::{DEFAULT_WRITE_LEN, MAX_WRITE_LEN, SftpDestination};
+use crate::staged::{Leftovers, Payload, Stage};
+use crate::{DeliverError, ErrorKind};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use russh::client::{self, AuthResult};
+use russh::keys::ssh_key::{Algorithm, PublicKey};
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Disconnect};
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
+use secrecy::ExposeSecret;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a polite disconnect may take before we just drop the connection.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
+
+const POSIX_RENAME: &str = "posix-rename@openssh.com";
+const FSYNC: &str = "fsync@openssh.com";
+const LIMITS: &str = "limits@openssh.com";
+
+impl SftpDestination {
+    pub(super) fn permanent(&self, message: impl fmt::Display) -> DeliverError {
+        self.error(ErrorKind::Permanent, message)
+    }
+
+    pub(super) fn retryable(&self, message: impl fmt::Display) -> DeliverError {
+        self.error(ErrorKind::Retryable, message)
+    }
+
+    /// Classifies an SFTP request failure. `what` says what we were doing, e.g. "cannot create
+    /// /upload/x".
+    pub(super) fn sftp_error(&self, what: &str, e: SftpError) -> DeliverError {
+        let ctx = Context {
+            remote_dir: &self.cfg.remote_dir,
+            username: &self.cfg.username,
+            request_timeout_secs: self.cfg.request_timeout_secs,
+        };
+        let (kind, message) = classify::classify(what, &e, &ctx);
+        self.error(kind, message)
+    }
+
+    pub(super) fn error(&self, kind: ErrorKind, message: impl fmt::Display) -> DeliverError {
+        DeliverError {
+            destination: self.cfg.name.clone(),
+            kind,
+            message: format!("sftp {}: {message}", self.addr),
+        }
+    }
+
+    pub(super) fn remote_path(&self, file_name: &str) -> String {
+        let dir = self.cfg.remote_dir.trim_end_matches('/');
+        if dir.is_empty() && self.cfg.remote_dir.starts_with('/') {
+            format!("/{file_name}")
+        } else {
+            format!("{dir}/{file_name}")
+        }
+    }
+
+    /// TCP connect, SSH handshake with host key verification, login, SFTP start; all within
+    /// `connect_timeout_secs`.
+    pub(super) async fn connect(&self) -> Result<Connection, DeliverError> {
+        let limit = Duration::from_secs(self.cfg.connect_timeout_secs);
+        match tokio::time::timeout(limit, self.connect_inner()).await {
+            Ok(result) => result,
+            Err(_) => Err(self.retryable(format_args!(
+                "connecting, SSH handshake and login did not finish within {} s (connect_timeout_secs); \
+                 check that the host is reachable from here; will retry",
+                self.cfg.connect_timeout_secs
+            ))),
+        }
+    }
+
+    async fn connect_inner(&self) -> Result<Connection, DeliverError> {
+        let stream = tokio::net::TcpStream::connect((self.cfg.host.as_str(), self.cfg.port))
+            .await
+            .map_err(|e| {
+                let hint = match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => {
+                        "connection refused; is the SFTP server running and listening on this port?"
+                    }
+                    _ => "cannot connect; check host, port, DNS and firewalls",
+                };
+                self.retryable(format_args!("{hint} ({e}); will retry"))
+            })?;
+        // SFTP is request/response; Nagle would add delay to every small request.
+        let _ = stream.set_nodelay(true);
+
+        let problem = Arc::new(Mutex::new(None));
+        let handler = ClientHandler {
+            policy: self.policy.clone(),
+            host: self.cfg.host.clone(),
+            port: self.cfg.port,
+            problem: problem.clone(),
+        };
+        let ssh_config = Arc::new(self.ssh_config());
+        let connected = client::connect_stream(ssh_config, stream, handler).await;
+        let mut ssh = match connected {
+            Ok(ssh) => ssh,
+            Err(e) => {
+                let problem = problem.lock().map(|mut p| p.take()).unwrap_or(None);
+                if let Some(problem) = problem {
+                    return Err(self.permanent(problem.explain(&self.cfg.host, self.cfg.port)));
+                }
+                return Err(match e {
+                    russh::Error::NoCommonAlgo { kind, ours, theirs } => self.permanent(format_args!(
+                        "SSH handshake failed: no common {kind:?} algorithm (we offer {ours:?}, the server offers {theirs:?})"
+                    )),
+                    russh::Error::UnknownKey => self.permanent("the server's host key was refused"),
+                    other => self.retryable(format_args!("SSH handshake failed ({other}); will retry")),
+                });
+            }
+        };
+
+        self.authenticate(&mut ssh).await?;
+
+        let mut channel = ssh.channel_open_session().await.map_err(|e| {
+            self.retryable(format_args!(
+                "cannot open an SSH session channel ({e}); will retry"
+            ))
+        })?;
+        channel.request_subsystem(true, "sftp").await.map_err(|e| {
+            self.retryable(format_args!(
+                "cannot request the sftp subsystem ({e}); will retry"
+            ))
+        })?;
+        loop {
+            match channel.wait().await {
+                Some(ChannelMsg::Success) => break,
+                Some(ChannelMsg::Failure) => {
+                    return Err(self.permanent(format_args!(
+                        "the server refused the sftp subsystem for user {:?}; enable SFTP for this account \
+                         (OpenSSH: `Subsystem sftp internal-sftp`)",
+                        self.cfg.username
+                    )));
+                }
+                Some(_) => continue,
+                None => {
+                    return Err(self.retryable(
+                        "the server closed the session before SFTP started; will retry",
+                    ));
+                }
+            }
+        }
+
+        let sftp_config = russh_sftp::client::Config {
+            request_timeout_secs: self.cfg.request_timeout_secs,
+            ..Default::default()
+        };
+        let mut sftp = RawSftpSession::new_with_config(channel.into_stream(), sftp_config);
+        let version = sftp
+            .init()
+            .await
+            .map_err(|e| self.sftp_error("cannot start SFTP", e))?;
+        let has = |name: &str| version.extensions.contains_key(name);
+        let mut write_len = DEFAULT_WRITE_LEN;
+        if has(LIMITS) {
+            let limits = sftp
+                .limits()
+                .await
+                .map_err(|e| self.sftp_error("cannot read the server's SFTP limits", e))?;
+            let limits = russh_sftp::client::rawsession::Limits::from(limits);
+            // The write limit counts payload bytes; the packet limit includes the header, which
+            // for a write is at most a few hundred bytes (the handle is short).
+            let by_write = limits.write_len.unwrap_or(u64::MAX);
+            let by_packet = limits
+                .packet_len
+                .map(|p| p.saturating_sub(1024))
+                .unwrap_or(u64::MAX);
+            let server_max = by_write.min(by_packet);
+            if server_max != u64::MAX {
+                write_len = usize::try_from(server_max)
+                    .unwrap_or(MAX_WRITE_LEN)
+                    .max(1024);
+            }
+            sftp.set_limits(limits);
+        }
+        let write_len = write_len.min(self.tuning.max_write_len).max(1);
+        let conn = Connection {
+            ssh,
+            sftp,
+            broken: AtomicBool::new(false),
+            posix_rename: self.tuning.use_posix_rename && has(POSIX_RENAME),
+            fsync: has(FSYNC),
+            write_len,
+            in_flight: (self.tuning.max_in_flight_bytes / write_len).max(1),
+        };
+        tracing::debug!(
+            destination = %self.cfg.name,
+            posix_rename = conn.posix_rename,
+            fsync = conn.fsync,
+            write_len = conn.write_len,
+            in_flight = conn.in_flight,
+            "sftp session ready"
+        );
+        Ok(conn)
+    }
+
+    pub(super) fn ssh_config(&self) -> client::Config {
+        let mut preferred = russh::Preferred::default();
+        // Plain `ssh-rsa` host key signatures use SHA-1, which is broken for signatures; RSA host
+        // keys stay usable through rsa-sha2-256/512, which every OpenSSH since 7.2 offers.
+        let mut keys: Vec<Algorithm> = preferred
+            .key
+            .iter()
+            .filter(|a| !matches!(a, Algorithm::Rsa { hash: None }))
+            .cloned()
+            .collect();
+        // Ask first for host key types the known_hosts file has for this host, as OpenSSH does,
+        // so a server with several host keys presents one we can check.
+        let known = self.policy.known_algorithms(&self.cfg.host, self.cfg.port);
+        if !known.is_empty() {
+            keys.sort_by_key(|a| !known.iter().any(|k| hostkey::same_family(k, a)));
+        }
+        preferred.key = keys.into();
+        client::Config {
+            preferred,
+            // Detects a server or path that went silent between requests.
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_max: 3,
+            nodelay: true,
+            ..Default::default()
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        ssh: &mut client::Handle<ClientHandler>,
+    ) -> Result<(), DeliverError> {
+        let net = |e: russh::Error| {
+            self.retryable(format_args!(
+                "connection lost during login ({e}); will retry"
+            ))
+        };
+        let mut tried: Vec<&str> = Vec::new();
+        let mut accepted_by_server: Option<String> = None;
+        let mut note = |r: &AuthResult| {
+            if let AuthResult::Failure {
+                remaining_methods, ..
+            } = r
+            {
+                let names: Vec<&str> = remaining_methods.iter().map(<&str>::from).collect();
+                accepted_by_server = Some(names.join(","));
+            }
+        };
+        if let Some(key) = &self.key {
+            let hash = if key.algorithm().is_rsa() {
+                ssh.best_supported_rsa_hash().await.map_err(net)?.flatten()
+            } else {
+                None
+            };
+            let result = ssh
+                .authenticate_publickey(
+                    self.cfg.username.as_str(),
+                    PrivateKeyWithHashAlg::new(key.clone(), hash),
+                )
+                .await
+                .map_err(net)?;
+            if result.success() {
+                return Ok(());
+            }
+            note(&result);
+            tried.push("publickey");
+        }
+        if let Some(password) = &self.password {
+            let result = ssh
+                .authenticate_password(
+                    self.cfg.username.as_str(),
+                    password.expose_secret().to_owned(),
+                )
+                .await
+                .map_err(net)?;
+            if result.success() {
+                return Ok(());
+            }
+            note(&result);
+            tried.push("password");
+        }
+        Err(self.permanent(format_args!(
+            "authentication failed for user {:?} (tried {}; the server accepts {}); check username, \
+             private_key_file (its public key must be in the user's authorized_keys) or the password",
+            self.cfg.username,
+            tried.join(" and "),
+            accepted_by_server.unwrap_or_else(|| "unknown methods".into())
+        )))
+    }
+
+    /// `remote_dir` must exist and be a folder; we never create it (a typo would otherwise send
+    /// files where nobody picks them up).
+    pub(super) async fn check_remote_dir(&self, conn: &Connection) -> Result<(), DeliverError> {
+        let dir = &self.cfg.remote_dir;
+        match conn.stat(dir.as_str()).await {
+            Ok(attrs) => {
+                let mode = attrs.permissions.unwrap_or(0);
+                if attrs.permissions.is_some() && mode & 0o170000 != 0o040000 {
+                    return Err(self.permanent(format_args!("remote_dir {dir:?} is not a folder")));
+                }
+                Ok(())
+            }
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => Err(self.permanent(format_args!(
+                "remote_dir {dir:?} does not exist on the server (for user {:?}; a chrooted user sees paths inside \
+                 the chroot); create it or correct remote_dir",
+                self.cfg.username
+            ))),
+            Err(e) => Err(self.sftp_error(&format!("cannot inspect remote_dir {dir:?}"), e)),
+        }
+    }
+}
+
+pub(super) struct Connection {
+    ssh: client::Handle<ClientHandler>,
+    sftp: RawSftpSession,
+    /// Set once a request failed for a reason other than a server reply (connection lost,
+    /// timeout). Later requests then fail at once instead of each waiting out its timeout:
+    /// russh-sftp's writer task can stay blocked on a dead channel, so new requests on a broken
+    /// session would never be answered.
+    broken: AtomicBool,
+    posix_rename: bool,
+    fsync: bool,
+    /// Payload bytes per write request.
+    write_len: usize,
+    /// Write requests in flight per file.
+    in_flight: usize,
+}
+
+impl Connection {
+    async fn call<T>(
+        &self,
+        request: impl Future<Output = Result<T, SftpError>>,
+    ) -> Result<T, SftpError> {
+        if self.broken.load(Ordering::Relaxed) {
+            return Err(SftpError::UnexpectedBehavior(
+                "the connection failed earlier".into(),
+            ));
+        }
+        let result = request.await;
+        if let Err(e) = &result
+            && !matches!(e, SftpError::Status(_))
+        {
+            self.broken.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn stat(&self, path: &str) -> Result<FileAttributes, SftpError> {
+        self.call(self.sftp.stat(path)).await.map(|a| a.attrs)
+    }
+
+    async fn opendir(&self, path: &str) -> Result<String, SftpError> {
+        self.call(self.sftp.opendir(path)).await.map(|h| h.handle)
+    }
+
+    async fn readdir(&self, handle: &str) -> Result<Vec<String>, SftpError> {
+        let name = self.call(self.sftp.readdir(handle)).await?;
+        Ok(name.files.into_iter().map(|f| f.filename).collect())
+    }
+
+    /// Creates `path` for writing; fails if it exists (temporary names are always fresh). The
+    /// mode is requested at creation, so the file never exists with looser permissions.
+    async fn create(&self, path: &str, mode: u32) -> Result<String, SftpError> {
+        let flags = OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE;
+        let attrs = FileAttributes {
+            permissions: Some(mode),
+            ..FileAttributes::empty()
+        };
+        let open = self.sftp.open(path, flags, attrs);
+        self.call(open).await.map(|h| h.handle)
+    }
+
+    async fn write(&self, handle: &str, offset: u64, data: Vec<u8>) -> Result<(), SftpError> {
+        self.call(self.sftp.write(handle, offset, data))
+            .await
+            .map(|_| ())
+    }
+
+    async fn close(&self, handle: &str) -> Result<(), SftpError> {
+        self.call(self.sftp.close(handle)).await.map(|_| ())
+    }
+
+    async fn remove(&self, path: &str) -> Result<(), SftpError> {
+        self.call(self.sftp.remove(path)).await.map(|_| ())
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), SftpError> {
+        self.call(self.sftp.rename(from, to)).await.map(|_| ())
+    }
+
+    /// An extended request whose reply must be a status OK.
+    async fn extended(&self, name: &str, data: Vec<u8>) -> Result<(), SftpError> {
+        match self.call(self.sftp.extended(name, data)).await? {
+            Packet::Status(s) if s.status_code == StatusCode::Ok => Ok(()),
+            Packet::Status(s) => Err(SftpError::Status(s)),
+            _ => Err(SftpError::UnexpectedPacket),
+        }
+    }
+
+    /// Polite goodbye; bounded, because a dead server must not hold up the caller.
+    pub(super) async fn shutdown(self) {
+        let _ = self.sftp.close_session();
+        let goodbye = self.ssh.disconnect(Disconnect::ByApplication, "", "en");
+        let _ = tokio::time::timeout(DISCONNECT_GRACE, goodbye).await;
+    }
+}
+
+/// Verifies the server's host key during the handshake and remembers why it refused one, so the
+/// error can say what was offered and how to trust it.
+struct ClientHandler {
+    policy: Arc<HostKeyPolicy>,
+    host: String,
+    port: u16,
+    problem: Arc<Mutex<Option<HostKeyProblem>>>,
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        // We do not advertise certificate host key algorithms, so a certificate is unexpected;
+        // judge the key inside it like a plain key.
+        let key = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(cert) => PublicKey::from(cert.public_key().clone()),
+        };
+        match self.policy.verify(&self.host, self.port, &key) {
+            Ok(()) => Ok(true),
+            Err(problem) => {
+                if let Ok(mut slot) = self.problem.lock() {
+                    *slot = Some(problem);
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// SSH wire string: u32 big-endian length, then the bytes.
+fn ssh_string(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + bytes.len());
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// The staged-upload primitives over one session; names are bare names in `remote_dir`.
+pub(super) struct Remote<'a> {
+    pub dest: &'a SftpDestination,
+    pub conn: &'a Connection,
+}
+
+impl Stage for Remote<'_> {
+    fn destination(&self) -> &str {
+        &self.dest.cfg.name
+    }
+
+    fn error(&self, kind: ErrorKind, message: String) -> DeliverError {
+        self.dest.error(kind, message)
+    }
+
+    async fn list_ours(&mut self) -> Result<Vec<String>, DeliverError> {
+        let dir = self.dest.cfg.remote_dir.as_str();
+        let what = format!("cannot list remote_dir {dir:?}");
+        let handle = self
+            .conn
+            .opendir(dir)
+            .await
+            .map_err(|e| self.dest.sftp_error(&what, e))?;
+        // Each reply is one packet (russh-sftp caps packets at 256 KiB); Leftovers caps how many
+        // entries we look at and keep, so a server that never says EOF cannot grow memory.
+        let mut found = Leftovers::default();
+        let listed = loop {
+            match self.conn.readdir(handle.as_str()).await {
+                Ok(names) => {
+                    if let Err(m) = names.iter().try_for_each(|n| found.offer(n)) {
+                        break Err(self.dest.permanent(format_args!("{what}: {m}")));
+                    }
+                }
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
+                Err(e) => break Err(self.dest.sftp_error(&what, e)),
+            }
+        };
+        let _ = self.conn.close(&handle).await;
+        listed?;
+        Ok(found.into_names())
+    }
+
+    async fn put(&mut self, name: &str, data: &mut Payload) -> Result<(), DeliverError> {
+        let conn = self.conn;
+        let remote = self.dest.remote_path(name);
+        let what = format!("cannot write {remote}");
+        let handle = conn
+            .create(&remote, self.dest.cfg.file_mode.bits())
+            .await
+            .map_err(|e| self.dest.sftp_error(&format!("cannot create {remote}"), e))?;
+
+        let written: Result<(), DeliverError> = async {
+            let mut offset = 0u64;
+            let mut eof = false;
+            let mut pending = FuturesUnordered::new();
+            loop {
+                while !eof && pending.len() < conn.in_flight {
+                    let chunk = data.read_chunk(conn.write_len).await.map_err(|e| {
+                        self.dest
+                            .retryable(format_args!("cannot read the file for {remote}: {e}"))
+                    })?;
+                    if chunk.is_empty() {
+                        eof = true;
+                        break;
+                    }
+                    let len = chunk.len() as u64;
+                    pending.push(conn.write(handle.as_str(), offset, chunk));
+                    offset += len;
+                }
+                match pending.next().await {
+                    Some(result) => result.map_err(|e| self.dest.sftp_error(&what, e))?,
+                    None => break,
+                }
+            }
+            if conn.fsync {
+                // Durable on the server before we rename it into place and report success.
+                let request = ssh_string(handle.as_bytes());
+                conn.extended(FSYNC, request)
+                    .await
+                    .map_err(|e| self.dest.sftp_error(&format!("cannot fsync {remote}"), e))?;
+            }
+            Ok(())
+        }
+        .await;
+        // Close even after a failure, so the server releases the handle; a close error matters
+        // only when everything else worked (some servers report write errors on close).
+        let closed = conn.close(handle.as_str()).await;
+        written?;
+        closed.map_err(|e| self.dest.sftp_error(&format!("cannot close {remote}"), e))
+    }
+
+    async fn size(&mut self, name: &str) -> Result<Option<u64>, DeliverError> {
+        let remote = self.dest.remote_path(name);
+        let attrs = self
+            .conn
+            .stat(&remote)
+            .await
+            .map_err(|e| self.dest.sftp_error(&format!("cannot check {remote}"), e))?;
+        Ok(attrs.size)
+    }
+
+    async fn rename(&mut self, from: &str, to: &str) -> Result<(), DeliverError> {
+        let (from, to) = (self.dest.remote_path(from), self.dest.remote_path(to));
+        let what = format!("cannot rename {from} to {to}");
+        if self.conn.posix_rename {
+            let mut request = ssh_string(from.as_bytes());
+            request.extend(ssh_string(to.as_bytes()));
+            return self
+                .conn
+                .extended(POSIX_RENAME, request)
+                .await
+                .map_err(|e| self.dest.sftp_error(&what, e));
+        }
+        // SFTPv3 rename fails when the target exists. Between the remove and the rename the final
+        // name is briefly absent, never partial.
+        match self.conn.remove(&to).await {
+            Ok(()) => {}
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {}
+            Err(e) => return Err(self.dest.sftp_error(&format!("cannot replace {to}"), e)),
+        }
+        self.conn
+            .rename(&from, &to)
+            .await
+            .map_err(|e| self.dest.sftp_error(&what, e))
+    }
+
+    async fn remove(&mut self, name: &str) -> Result<(), DeliverError> {
+        let remote = self.dest.remote_path(name);
+        match self.conn.remove(&remote).await {
+            Ok(()) => Ok(()),
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => Ok(()),
+            Err(e) => Err(self
+                .dest
+                .sftp_error(&format!("cannot remove temporary file {remote}"), e)),
+        }
+    }
+}
