@@ -127,16 +127,10 @@ pub fn destinations(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Destination>>> {
         .collect()
 }
 
-/// Start-up warnings of the configured destinations (e.g. a password sent in clear).
+/// Start-up warnings of the configured destinations (clear-text transports, secret files other
+/// accounts can read, a shared local folder): [`Destination::warnings`].
 pub fn destination_warnings(cfg: &Config) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for d in &cfg.destination {
-        if let DestinationSection::Ftp(f) = d {
-            let dest = FtpDestination::new(f.clone()).map_err(|e| anyhow!("{e}"))?;
-            out.extend(dest.startup_warnings());
-        }
-    }
-    Ok(out)
+    Ok(destinations(cfg)?.iter().flat_map(|d| d.warnings()).collect())
 }
 
 /// Logs [`destination_warnings`] at WARN: at service start, after a reload and in `once`, so

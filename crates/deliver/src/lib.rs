@@ -18,6 +18,7 @@ pub mod ftp;
 pub mod local;
 pub mod sftp;
 pub mod staged;
+mod tls;
 
 use futures_util::future::BoxFuture;
 use std::path::PathBuf;

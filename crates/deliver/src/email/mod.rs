@@ -9,30 +9,31 @@
 
 mod config;
 mod message;
+mod session;
 
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SUBJECT, DEFAULT_TIMEOUT_SECS,
     EmailAttach, EmailConfig, EmailConfigError, EmailTls, SUBJECT_PLACEHOLDERS,
 };
 
+use crate::staged::{SecretForm, read_secret_file};
 use crate::{DeliverError, Destination, FileSet, SetFile};
 use futures_util::future::BoxFuture;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use message::{BuildError, MessageParams};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
+use session::{OpenError, Params, Security};
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `check` waits at most this long, whatever `timeout_secs` allows a delivery.
 const CHECK_TIMEOUT_CAP_SECS: u64 = 60;
 
-/// A built email destination: addresses parsed, secrets and CA read, transport ready. Each
-/// send opens its own connection (no pool: a pooled connection goes stale between daily runs).
+/// A built email destination: addresses parsed, secrets and CA read, TLS ready. Each send opens
+/// its own connection (no pool: a pooled connection goes stale between daily runs).
 #[derive(Clone)]
 pub struct EmailDestination {
     inner: Arc<Inner>,
@@ -43,7 +44,9 @@ struct Inner {
     port: u16,
     from: Mailbox,
     to: Vec<Mailbox>,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    security: Security,
+    credentials: Option<Credentials>,
+    warnings: Vec<String>,
 }
 
 impl fmt::Debug for EmailDestination {
@@ -91,36 +94,57 @@ impl EmailDestination {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        let mut warnings = Vec::new();
+        if cfg.tls == EmailTls::None {
+            warnings.push(format!(
+                "destination {name:?}: tls = \"none\": every message, with the student files attached, crosses the \
+                 network to {}:{port} in clear text; use tls = \"starttls\" (or \"implicit\") if the server supports it",
+                cfg.smtp_host
+            ));
+        }
         let password = match (&cfg.password, &cfg.password_file) {
             (Some(p), _) => Some(p.clone()),
-            (None, Some(path)) => Some(read_password_file(&name, path)?),
+            (None, Some(path)) => {
+                let file = read_secret_file("password_file", path, SecretForm::Line)
+                    .map_err(|e| DeliverError::permanent(&name, format!("configuration: {e}")))?;
+                if let Some(w) = file.warning {
+                    warnings.push(format!("destination {name:?}: {w}"));
+                }
+                Some(file.value)
+            }
             (None, None) => None,
         };
 
-        let tls = match cfg.tls {
-            EmailTls::None => Tls::None,
-            EmailTls::Starttls => Tls::Required(tls_parameters(&cfg)?),
-            EmailTls::Implicit => Tls::Wrapper(tls_parameters(&cfg)?),
+        let security = match cfg.tls {
+            EmailTls::None => Security::None,
+            EmailTls::Starttls => Security::Starttls(tls_parameters(&cfg)?),
+            EmailTls::Implicit => {
+                // lettre's own parameters check the CA file the same way for both modes.
+                tls_parameters(&cfg)?;
+                let config =
+                    crate::tls::client_config(cfg.ca_file.as_deref(), "`ca_file`", false, true)
+                        .map_err(|e| {
+                            DeliverError::permanent(&name, format!("configuration: {e}"))
+                        })?;
+                Security::Implicit(config)
+            }
         };
-        let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.smtp_host.clone())
-                .port(port)
-                .tls(tls)
-                .timeout(Some(Duration::from_secs(cfg.connect_timeout_secs)));
-        if let (Some(user), Some(password)) = (&cfg.username, password) {
-            builder = builder.credentials(Credentials::new(
+        let credentials = match (&cfg.username, password) {
+            (Some(user), Some(password)) => Some(Credentials::new(
                 user.clone(),
                 password.expose_secret().to_owned(),
-            ));
-        }
-        let transport = builder.build();
+            )),
+            _ => None,
+        };
         Ok(EmailDestination {
             inner: Arc::new(Inner {
                 cfg,
                 port,
                 from,
                 to,
-                transport,
+                security,
+                credentials,
+                warnings,
             }),
         })
     }
@@ -172,14 +196,15 @@ impl EmailDestination {
         let built = built.map_err(|e| self.build_error(set, &files, e))?;
 
         let limit = Duration::from_secs(cfg.timeout_secs);
-        // lettre's own timeout covers the TCP connect only; a server that stalls later (TLS,
-        // AUTH, DATA) would hang the send forever without this bound.
-        match tokio::time::timeout(
-            limit,
-            self.inner.transport.send_raw(&built.envelope, &built.bytes),
-        )
-        .await
-        {
+        // A server that stalls after the connect (TLS, AUTH, DATA) would hang the send forever
+        // without this bound.
+        let send = async {
+            let mut conn = self.open().await?;
+            let sent = conn.send(&built.envelope, &built.bytes).await;
+            conn.abort().await;
+            sent.map_err(|e| self.smtp_error(&format!("sending snapshot {}", set.snapshot_id), &e))
+        };
+        match tokio::time::timeout(limit, send).await {
             Err(_) => Err(DeliverError::retryable(
                 self.name_(),
                 format!(
@@ -189,9 +214,7 @@ impl EmailDestination {
                     cfg.timeout_secs
                 ),
             )),
-            Ok(Err(e)) => {
-                Err(self.smtp_error(&format!("sending snapshot {}", set.snapshot_id), &e))
-            }
+            Ok(Err(e)) => Err(e),
             Ok(Ok(_)) => {
                 tracing::info!(
                     destination = %cfg.name,
@@ -214,8 +237,14 @@ impl EmailDestination {
         // An admin running `sds-sync check` waits for the answer: no full transfer budget here.
         let secs = cfg.timeout_secs.min(CHECK_TIMEOUT_CAP_SECS);
         let limit = Duration::from_secs(secs);
-        // test_connection = connect, TLS, EHLO, AUTH, NOOP, QUIT: no message is sent.
-        match tokio::time::timeout(limit, self.inner.transport.test_connection()).await {
+        // Connect, TLS, EHLO, AUTH, NOOP, QUIT: no message is sent.
+        let probe = async {
+            let mut conn = self.open().await?;
+            let alive = conn.test_connected().await;
+            let _ = conn.quit().await;
+            Ok::<bool, DeliverError>(alive)
+        };
+        match tokio::time::timeout(limit, probe).await {
             Err(_) => Err(DeliverError::retryable(
                 self.name_(),
                 format!(
@@ -223,7 +252,7 @@ impl EmailDestination {
                     self.server(),
                 ),
             )),
-            Ok(Err(e)) => Err(self.smtp_error("check", &e)),
+            Ok(Err(e)) => Err(e),
             Ok(Ok(false)) => Err(DeliverError::retryable(
                 self.name_(),
                 format!(
@@ -236,6 +265,56 @@ impl EmailDestination {
                 Ok(())
             }
         }
+    }
+
+    /// Connect, secure and log in; errors are classified and name the server.
+    async fn open(
+        &self,
+    ) -> Result<lettre::transport::smtp::client::AsyncSmtpConnection, DeliverError> {
+        let inner = &self.inner;
+        let params = Params {
+            host: &inner.cfg.smtp_host,
+            port: inner.port,
+            connect_timeout: Duration::from_secs(inner.cfg.connect_timeout_secs),
+            security: &inner.security,
+            credentials: inner.credentials.as_ref(),
+        };
+        let tls = inner.cfg.tls;
+        session::open(params).await.map_err(|e| match e {
+            OpenError::Smtp(e) => self.smtp_error("connecting", &e),
+            OpenError::ConnectTimeout => DeliverError::retryable(
+                self.name_(),
+                format!(
+                    "{}: connecting failed: no connection within {} s (connect_timeout_secs); check that the server \
+                     is reachable; will retry",
+                    self.server(),
+                    inner.cfg.connect_timeout_secs
+                ),
+            ),
+            OpenError::Connect(e) => DeliverError::retryable(
+                self.name_(),
+                format!(
+                    "{}: connecting failed: {e}; check that the server is up and reachable and that tls = \"{}\" \
+                     matches the port; will retry",
+                    self.server(),
+                    tls.as_str()
+                ),
+            ),
+            OpenError::Tls(e) => {
+                let (kind, advice) = match find_rustls_error(&e) {
+                    Some(r) => classify_rustls(r, tls),
+                    None => (
+                        crate::ErrorKind::Retryable,
+                        "the connection failed during the TLS handshake; will retry".to_owned(),
+                    ),
+                };
+                DeliverError {
+                    destination: self.name_().to_owned(),
+                    kind,
+                    message: format!("{}: connecting failed: TLS handshake: {e}; {advice}", self.server()),
+                }
+            }
+        })
     }
 
     fn build_error(&self, set: &FileSet, files: &[SetFile], e: BuildError) -> DeliverError {
@@ -283,7 +362,14 @@ impl EmailDestination {
     /// Whether-to-retry for an SMTP failure: 5xx replies, certificate and protocol mismatches
     /// are permanent; 4xx replies, network trouble and timeouts are retryable.
     fn smtp_error(&self, what: &str, e: &lettre::transport::smtp::Error) -> DeliverError {
-        let (kind, advice) = classify(e, self.inner.cfg.tls);
+        let (kind, advice) = if session::is_read_limit(e) {
+            (
+                crate::ErrorKind::Retryable,
+                "the server is broken or not an SMTP server (nothing more is read from it); check smtp_host and smtp_port; will retry".to_owned(),
+            )
+        } else {
+            classify(e, self.inner.cfg.tls)
+        };
         // lettre wraps a failed handshake twice in "Connection error: "; say it once.
         let detail = e
             .to_string()
@@ -330,25 +416,7 @@ fn classify(e: &lettre::transport::smtp::Error, tls: EmailTls) -> (crate::ErrorK
         );
     }
     if let Some(tls_err) = find_rustls_error(e) {
-        use rustls::Error as R;
-        return match tls_err {
-            R::InvalidCertificate(_) | R::NoCertificatesPresented | R::UnsupportedNameType => (
-                Permanent,
-                "the server certificate is not trusted for this host name: set `ca_file` to the CA that signed it, or fix the server certificate or `smtp_host`".to_owned(),
-            ),
-            R::InvalidMessage(_) | R::InappropriateMessage { .. } | R::InappropriateHandshakeMessage { .. } => (
-                Permanent,
-                format!(
-                    "the server does not speak TLS the way tls = \"{}\" expects: use \"implicit\" for port 465 and \"starttls\" for 587",
-                    tls.as_str()
-                ),
-            ),
-            R::PeerIncompatible(_) | R::AlertReceived(_) => (
-                Permanent,
-                "TLS handshake refused: the server and sds-sync share no TLS version or cipher (TLS 1.2+ is required)".to_owned(),
-            ),
-            _ => (Retryable, "TLS failed; will retry".to_owned()),
-        };
+        return classify_rustls(tls_err, tls);
     }
     if e.is_client() {
         let text = e.to_string();
@@ -376,6 +444,29 @@ fn classify(e: &lettre::transport::smtp::Error, tls: EmailTls) -> (crate::ErrorK
     )
 }
 
+fn classify_rustls(tls_err: &rustls::Error, tls: EmailTls) -> (crate::ErrorKind, String) {
+    use crate::ErrorKind::{Permanent, Retryable};
+    use rustls::Error as R;
+    match tls_err {
+            R::InvalidCertificate(_) | R::NoCertificatesPresented | R::UnsupportedNameType => (
+                Permanent,
+                "the server certificate is not trusted for this host name: set `ca_file` to the CA that signed it, or fix the server certificate or `smtp_host`".to_owned(),
+            ),
+            R::InvalidMessage(_) | R::InappropriateMessage { .. } | R::InappropriateHandshakeMessage { .. } => (
+                Permanent,
+                format!(
+                    "the server does not speak TLS the way tls = \"{}\" expects: use \"implicit\" for port 465 and \"starttls\" for 587",
+                    tls.as_str()
+                ),
+            ),
+            R::PeerIncompatible(_) | R::AlertReceived(_) => (
+                Permanent,
+                "TLS handshake refused: the server and sds-sync share no TLS version or cipher (TLS 1.2+ is required)".to_owned(),
+            ),
+            _ => (Retryable, "TLS failed; will retry".to_owned()),
+    }
+}
+
 /// tokio-rustls reports handshake failures as an `io::Error` wrapping the `rustls::Error`;
 /// `io::Error::source` skips the wrapped error, so look inside with `get_ref`.
 fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
@@ -393,29 +484,6 @@ fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a
         cur = err.source();
     }
     None
-}
-
-fn read_password_file(name: &str, path: &Path) -> Result<SecretString, DeliverError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        DeliverError::permanent(
-            name,
-            format!(
-                "configuration: cannot read `password_file` {}: {e}; check the path and that the sds-sync user may read it",
-                path.display()
-            ),
-        )
-    })?;
-    let password = text
-        .strip_suffix('\n')
-        .map(|t| t.strip_suffix('\r').unwrap_or(t))
-        .unwrap_or(&text);
-    if password.is_empty() {
-        return Err(DeliverError::permanent(
-            name,
-            format!("configuration: `password_file` {} is empty", path.display()),
-        ));
-    }
-    Ok(SecretString::from(password.to_owned()))
 }
 
 fn tls_parameters(cfg: &EmailConfig) -> Result<TlsParameters, DeliverError> {
@@ -461,6 +529,9 @@ impl Destination for EmailDestination {
     fn check(&self) -> BoxFuture<'_, Result<(), DeliverError>> {
         Box::pin(self.check_server())
     }
+    fn warnings(&self) -> Vec<String> {
+        self.inner.warnings.clone()
+    }
 }
 
 #[cfg(test)]
@@ -477,19 +548,33 @@ mod tests {
     }
 
     #[test]
-    fn password_file_is_read_and_trimmed_and_never_shown() {
+    fn password_file_is_read_and_never_shown() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("pw");
         std::fs::write(&p, "s3cret-pw\r\n").unwrap();
-        assert_eq!(
-            read_password_file("m", &p).unwrap().expose_secret(),
-            "s3cret-pw"
-        );
         let mut c = cfg();
         c.username = Some("u".into());
         c.password_file = Some(p);
         let d = EmailDestination::new(c).unwrap();
         assert!(!format!("{d:?}").contains("s3cret-pw"));
+        assert!(!d.warnings().concat().contains("s3cret-pw"));
+    }
+
+    /// Issue 15: `tls = "none"` sends the student files in clear; it is warned about like FTP's.
+    #[test]
+    fn tls_none_is_warned_about() {
+        let mut c = cfg();
+        c.tls = EmailTls::None;
+        let w = EmailDestination::new(c).unwrap().warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("\"mail\"")
+                && w[0].contains("clear text")
+                && w[0].contains("127.0.0.1:25"),
+            "{}",
+            w[0]
+        );
+        assert!(EmailDestination::new(cfg()).unwrap().warnings().is_empty());
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl FtpDestination {
         let tls = match cfg.tls {
             FtpTls::None => None,
             FtpTls::Explicit | FtpTls::Implicit => Some(
-                tls::client_config(
+                crate::tls::client_config(
                     cfg.ca_file.as_deref(),
                     "ca_file",
                     cfg.tls_max_version == TlsMaxVersion::Tls12,
@@ -116,7 +116,7 @@ impl FtpDestination {
     #[doc(hidden)]
     pub fn without_tls_session_reuse(mut self) -> Self {
         if self.tls.is_some()
-            && let Ok(config) = tls::client_config(
+            && let Ok(config) = crate::tls::client_config(
                 self.cfg.ca_file.as_deref(),
                 "ca_file",
                 self.cfg.tls_max_version == TlsMaxVersion::Tls12,

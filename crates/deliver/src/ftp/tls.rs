@@ -1,5 +1,6 @@
-//! TLS for FTPS: one rustls client config per destination, shared by the control connection and
-//! every data connection, and a connector that remembers what the handshakes did.
+//! TLS for FTPS: a connector that remembers what the handshakes did, over one rustls client config
+//! per destination ([`crate::tls::client_config`]) shared by the control connection and every data
+//! connection.
 //!
 //! Why one shared config: servers such as vsftpd (`require_ssl_reuse=YES`, its default) accept a
 //! TLS data connection only when it *resumes* the control connection's TLS session. rustls keeps
@@ -7,82 +8,14 @@
 //! resume the control session only if they go through the same config with the same name.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rustls::client::Resumption;
-use rustls::{ClientConfig, HandshakeKind, RootCertStore};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, HandshakeKind};
+use rustls_pki_types::ServerName;
 use suppaftp::tokio::{AsyncRustlsStream, AsyncTlsConnector};
 use suppaftp::tokio_rustls::TlsConnector;
 use suppaftp::{FtpError, FtpResult};
 use tokio::net::TcpStream;
-
-/// How many TLS sessions the per-destination cache holds. One destination talks to one server,
-/// so a handful is plenty; TLS 1.3 tickets are single-use, and each data connection takes one.
-const SESSION_CACHE_SIZE: usize = 64;
-
-static TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
-static TLS13_AND_12: &[&rustls::SupportedProtocolVersion] =
-    &[&rustls::version::TLS13, &rustls::version::TLS12];
-
-/// Builds the rustls config: Mozilla's roots (webpki-roots) plus the PEM certificates of
-/// `ca_file`, the ring provider (not the process default, so a test binary that links two
-/// providers cannot make this ambiguous), TLS 1.2 and 1.3, and an in-memory session cache.
-///
-/// `ca_file_key` is the config key named in errors.
-/// `tls12_only` leaves TLS 1.3 out: some FTPS servers accept a resumed TLS 1.2 session (by
-/// session id) on data connections but do not issue or honour TLS 1.3 tickets. `resume = false`
-/// disables session resumption altogether (only for tests of the refusal path).
-pub(super) fn client_config(
-    ca_file: Option<&Path>,
-    ca_file_key: &str,
-    tls12_only: bool,
-    resume: bool,
-) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("{ca_file_key} {}: cannot read it: {e}", path.display()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                format!(
-                    "{ca_file_key} {}: not a valid PEM certificate file: {e}",
-                    path.display()
-                )
-            })?;
-        if certs.is_empty() {
-            return Err(format!(
-                "{ca_file_key} {}: no PEM certificate (-----BEGIN CERTIFICATE-----) found in it",
-                path.display()
-            ));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| {
-                format!(
-                    "{ca_file_key} {}: a certificate in it is not usable as a CA: {e}",
-                    path.display()
-                )
-            })?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(if tls12_only { TLS12_ONLY } else { TLS13_AND_12 })
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    // The default cache already works this way; spelled out because FTPS data connections
-    // depend on it (see the module comment).
-    config.resumption = if resume {
-        Resumption::in_memory_sessions(SESSION_CACHE_SIZE)
-    } else {
-        Resumption::disabled()
-    };
-    Ok(Arc::new(config))
-}
 
 /// What went wrong in the last failed handshake, kept because suppaftp flattens TLS errors into
 /// strings and the retry decision needs the real rustls error.
