@@ -528,14 +528,20 @@ impl Stage for Session<'_> {
                 break;
             }
             total += n as u64;
-            if total > MAX_LISTING_BYTES || (line.len() as u64 > MAX_LISTING_LINE) {
+            let too_much = if line.len() as u64 > MAX_LISTING_LINE {
+                Some(format!("has a line longer than {MAX_LISTING_LINE} bytes"))
+            } else if total > MAX_LISTING_BYTES {
+                Some(format!("is larger than {} MiB", MAX_LISTING_BYTES >> 20))
+            } else {
+                None
+            };
+            if let Some(why) = too_much {
                 self.broken = true;
                 return Err(self.dest.err(
                     ErrorKind::Permanent,
                     format!(
-                        "{what}: the listing is larger than {} MiB or has a line longer than {MAX_LISTING_LINE} bytes; \
-                         the server is broken or hostile, or remote_dir needs tidying: give this destination a folder of its own",
-                        MAX_LISTING_BYTES >> 20
+                        "{what}: the listing {why}; nothing more is read from it. The server is broken or hostile, \
+                         or remote_dir needs tidying: give this destination a folder of its own"
                     ),
                 ));
             }
