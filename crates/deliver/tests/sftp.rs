@@ -612,11 +612,17 @@ struct PrivateSshd {
     port: u16,
     server: Server,
     log: PathBuf,
+    /// More `-o` options for sshd.
+    options: Vec<String>,
     _tmp: tempfile::TempDir,
 }
 
 impl PrivateSshd {
     fn start(s: &Server) -> PrivateSshd {
+        Self::start_with(s, Vec::new())
+    }
+
+    fn start_with(s: &Server, options: Vec<String>) -> PrivateSshd {
         let tmp = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -628,6 +634,7 @@ impl PrivateSshd {
             port,
             server: s.clone(),
             log: tmp.path().join("sshd.log"),
+            options,
             _tmp: tmp,
         };
         me.spawn();
@@ -650,6 +657,7 @@ impl PrivateSshd {
                 "-o",
                 &format!("PidFile={}", pid_file.display()),
             ])
+            .args(self.options.iter().flat_map(|o| ["-o", o.as_str()]))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -819,4 +827,89 @@ async fn server_stopped_mid_upload_leaves_no_partial_file_and_a_retry_completes(
     sshd.spawn();
     d.deliver(&new.set).await.unwrap();
     assert_eq!(dir.contents(), expected(&new, false));
+}
+
+/// Issue 15: SHA-1 `ssh-rsa` host key signatures are refused. A private sshd whose only host key
+/// is RSA and that signs with `ssh-rsa` only cannot be reached; the same key signing with
+/// rsa-sha2-256 can.
+#[tokio::test]
+async fn sha1_rsa_host_key_signatures_are_refused_and_rsa_sha2_accepted() {
+    let Some(s) = server() else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let host_key = keys.path().join("ssh_host_rsa_key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"])
+        .arg(&host_key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let public = fs::read_to_string(host_key.with_extension("pub")).unwrap();
+    let dir = RemoteDir::new(&s, "sha1");
+    for (algorithms, accepted) in [("ssh-rsa", false), ("rsa-sha2-256", true)] {
+        let sshd = PrivateSshd::start_with(
+            &s,
+            vec![
+                format!("HostKey={}", host_key.display()),
+                format!("HostKeyAlgorithms={algorithms}"),
+            ],
+        );
+        let known_hosts = keys.path().join(format!("known_hosts_{algorithms}"));
+        let mut fields = public.split_whitespace();
+        let line = format!(
+            "[127.0.0.1]:{} {} {}\n",
+            sshd.port,
+            fields.next().unwrap(),
+            fields.next().unwrap()
+        );
+        fs::write(&known_hosts, line).unwrap();
+        let d = dest(SftpConfig {
+            port: sshd.port,
+            known_hosts_file: Some(known_hosts),
+            ..key_config(&s, &dir)
+        });
+        let result = d.check().await;
+        if accepted {
+            result.unwrap_or_else(|e| panic!("rsa-sha2-256 must work: {e}"));
+        } else {
+            let err = result.expect_err("an ssh-rsa (SHA-1) only server must be refused");
+            assert_permanent(&err, &["no common", "SHA-1", "rsa-sha2-256"]);
+        }
+    }
+    assert!(dir.contents().is_empty());
+}
+
+/// A server that never finishes is cut by `delivery_timeout_secs`, however patient the per-step
+/// limits are.
+#[tokio::test]
+async fn delivery_timeout_bounds_the_whole_delivery() {
+    let Some(s) = server() else { return };
+    let dir = RemoteDir::new(&s, "overall");
+    // Accepts TCP and never speaks SSH; the connect limit (30 s) would wait far longer.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let d = dest(SftpConfig {
+        port,
+        connect_timeout_secs: 30,
+        delivery_timeout_secs: 1,
+        ..key_config(&s, &dir)
+    });
+    let snap = snapshot(&[("School.csv", 10)], 13);
+    let started = Instant::now();
+    let err = d.deliver(&snap.set).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!err.is_permanent(), "{err}");
+    assert!(err.message.contains("delivery_timeout_secs"), "{err}");
+    let err = d.check().await.unwrap_err();
+    assert!(err.message.contains("delivery_timeout_secs"), "{err}");
+    holder.abort();
 }

@@ -115,11 +115,23 @@ impl SftpDestination {
                     return Err(self.permanent(problem.explain(&self.cfg.host, self.cfg.port)));
                 }
                 return Err(match e {
-                    russh::Error::NoCommonAlgo { kind, ours, theirs } => self.permanent(format_args!(
-                        "SSH handshake failed: no common {kind:?} algorithm (we offer {ours:?}, the server offers {theirs:?})"
-                    )),
+                    russh::Error::NoCommonAlgo { kind, ours, theirs } => {
+                        let sha1_only = theirs.iter().all(|a| a == "ssh-rsa" || a == "ssh-dss");
+                        let hint = if sha1_only && matches!(kind, russh::AlgorithmKind::Key) {
+                            "; the server signs its host key with SHA-1 only (ssh-rsa), which sds-sync refuses: ask its \
+                             administrator to allow rsa-sha2-256/rsa-sha2-512 (OpenSSH 7.2 and later have them) or to add \
+                             an ed25519 host key"
+                        } else {
+                            ""
+                        };
+                        self.permanent(format_args!(
+                            "SSH handshake failed: no common {kind:?} algorithm (we offer {ours:?}, the server offers {theirs:?}){hint}"
+                        ))
+                    }
                     russh::Error::UnknownKey => self.permanent("the server's host key was refused"),
-                    other => self.retryable(format_args!("SSH handshake failed ({other}); will retry")),
+                    other => {
+                        self.retryable(format_args!("SSH handshake failed ({other}); will retry"))
+                    }
                 });
             }
         };
