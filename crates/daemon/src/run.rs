@@ -130,7 +130,10 @@ pub fn destinations(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Destination>>> {
 /// Start-up warnings of the configured destinations (clear-text transports, secret files other
 /// accounts can read, a shared local folder): [`Destination::warnings`].
 pub fn destination_warnings(cfg: &Config) -> anyhow::Result<Vec<String>> {
-    Ok(destinations(cfg)?.iter().flat_map(|d| d.warnings()).collect())
+    Ok(destinations(cfg)?
+        .iter()
+        .flat_map(|d| d.warnings())
+        .collect())
 }
 
 /// Logs [`destination_warnings`] at WARN: at service start, after a reload and in `once`, so

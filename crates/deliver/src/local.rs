@@ -65,16 +65,7 @@ impl LocalDestination {
         let mut folder = Folder::open(&self.cfg).await?;
         let s =
             staged::deliver(&mut folder, set, self.cfg.include_license_file, self.fault).await?;
-        tracing::info!(
-            destination = %self.cfg.name,
-            kind = "local",
-            snapshot = %set.snapshot_id,
-            files = s.files,
-            bytes = s.bytes,
-            unverified_files = s.unverified,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "delivered"
-        );
+        crate::staged::log_delivered(&self.cfg.name, "local", set, &s, started);
         Ok(())
     }
 }

@@ -9,7 +9,7 @@
 //! Size rule (the same for every transport): a size reported by the destination must equal the
 //! bytes sent; a destination that cannot report sizes (FTP servers without `SIZE`, SFTP servers
 //! that omit it) is trusted on its transfer reply, and the delivery says how many files went
-//! unverified (`unverified_files` in the `delivered` log line).
+//! unverified (an INFO line with `unverified_files` after the delivery).
 
 use crate::{DeliverError, ErrorKind, FileSet, SetFile};
 use secrecy::SecretString;
@@ -414,6 +414,36 @@ pub(crate) struct Summary {
     pub unverified: usize,
 }
 
+/// The transport's own record of a delivery (the daemon logs `delivered` at INFO itself), and
+/// the one INFO line when the destination could not report sizes.
+pub(crate) fn log_delivered(
+    destination: &str,
+    kind: &'static str,
+    set: &FileSet,
+    s: &Summary,
+    started: Instant,
+) {
+    tracing::debug!(
+        destination,
+        kind,
+        snapshot = %set.snapshot_id,
+        files = s.files,
+        bytes = s.bytes,
+        leftovers_removed = s.leftovers,
+        unverified_files = s.unverified,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "files in place"
+    );
+    if s.unverified > 0 {
+        tracing::info!(
+            destination,
+            kind,
+            unverified_files = s.unverified,
+            "the destination cannot report file sizes; these files were checked by its transfer reply only"
+        );
+    }
+}
+
 /// Delivers the whole set through `stage`: clean leftovers, put every file under a temporary
 /// name, check sizes, rename all. On failure before the renames, removes what it uploaded.
 pub(crate) async fn deliver<S: Stage>(
@@ -758,6 +788,180 @@ mod tests {
         let (at, e) = failed.unwrap();
         assert_eq!(at, MAX_LISTING_ENTRIES);
         assert!(e.contains("more than"), "{e}");
+    }
+
+    /// A destination in memory, for the driver's own rules (the transports are tested against
+    /// real servers in tests/conformance.rs).
+    #[derive(Default)]
+    struct Memory {
+        files: std::collections::BTreeMap<String, Vec<u8>>,
+        sizes_unknown: bool,
+        /// Store this many bytes fewer than sent (a server that lost data).
+        short_by: usize,
+        fail_rename_at: Option<usize>,
+        renames: usize,
+    }
+
+    impl Stage for Memory {
+        fn destination(&self) -> &str {
+            "mem"
+        }
+        fn error(&self, kind: ErrorKind, message: String) -> DeliverError {
+            DeliverError {
+                destination: "mem".into(),
+                kind,
+                message,
+            }
+        }
+        async fn list_ours(&mut self) -> Result<Vec<String>, DeliverError> {
+            let mut l = Leftovers::default();
+            for name in self.files.keys() {
+                l.offer(name).unwrap();
+            }
+            Ok(l.into_names())
+        }
+        async fn put(&mut self, name: &str, data: &mut Payload) -> Result<(), DeliverError> {
+            let mut all = Vec::new();
+            let mut buf = [0u8; 7];
+            loop {
+                match data.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => all.extend_from_slice(&buf[..n]),
+                    Err(e) => return Err(self.error(ErrorKind::Retryable, e.to_string())),
+                }
+            }
+            all.truncate(all.len().saturating_sub(self.short_by));
+            self.files.insert(name.into(), all);
+            Ok(())
+        }
+        async fn size(&mut self, name: &str) -> Result<Option<u64>, DeliverError> {
+            Ok((!self.sizes_unknown).then(|| self.files[name].len() as u64))
+        }
+        async fn rename(&mut self, from: &str, to: &str) -> Result<(), DeliverError> {
+            if self.fail_rename_at == Some(self.renames) {
+                return Err(self.error(ErrorKind::Permanent, format!("refused {to}")));
+            }
+            self.renames += 1;
+            let v = self.files.remove(from).unwrap();
+            self.files.insert(to.into(), v);
+            Ok(())
+        }
+        async fn remove(&mut self, name: &str) -> Result<(), DeliverError> {
+            self.files.remove(name);
+            Ok(())
+        }
+    }
+
+    fn set_of(dir: &Path, files: &[(&str, &[u8])]) -> FileSet {
+        FileSet {
+            snapshot_id: "1".into(),
+            created_at: "t".into(),
+            dir: dir.to_path_buf(),
+            files: files
+                .iter()
+                .map(|(n, b)| {
+                    std::fs::write(dir.join(n), b).unwrap();
+                    SetFile {
+                        name: (*n).into(),
+                        bytes: b.len() as u64,
+                        rows: 0,
+                        changes: None,
+                        license: false,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn names(m: &Memory) -> Vec<&str> {
+        m.files.keys().map(String::as_str).collect()
+    }
+
+    #[tokio::test]
+    async fn driver_replaces_the_set_and_counts_what_it_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = set_of(dir.path(), &[("a.csv", b"1"), ("b.csv", b"22")]);
+        let mut m = Memory::default();
+        m.files.insert("a.csv".into(), b"old".to_vec());
+        m.files
+            .insert("x.csv.00.sds-sync-tmp".into(), b"left".to_vec());
+        m.sizes_unknown = true;
+        let s = deliver(&mut m, &set, false, None).await.unwrap();
+        assert_eq!(names(&m), ["a.csv", "b.csv"]);
+        assert_eq!(m.files["b.csv"], b"22");
+        assert_eq!(
+            s,
+            Summary {
+                files: 2,
+                bytes: 3,
+                leftovers: 1,
+                unverified: 2
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn driver_removes_its_temporaries_when_a_size_differs() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = set_of(dir.path(), &[("a.csv", b"11"), ("b.csv", b"22")]);
+        let mut m = Memory {
+            short_by: 1,
+            ..Memory::default()
+        };
+        m.files.insert("a.csv".into(), b"old".to_vec());
+        let err = deliver(&mut m, &set, false, None).await.unwrap_err();
+        assert!(!err.is_permanent());
+        assert!(
+            err.message.contains("holds 1 bytes") && err.message.contains("2 were sent"),
+            "{err}"
+        );
+        assert_eq!(names(&m), ["a.csv"]);
+        assert_eq!(m.files["a.csv"], b"old");
+    }
+
+    #[tokio::test]
+    async fn driver_says_how_far_a_failed_burst_got() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = set_of(
+            dir.path(),
+            &[("a.csv", b"1"), ("b.csv", b"2"), ("c.csv", b"3")],
+        );
+        let mut m = Memory {
+            fail_rename_at: Some(1),
+            ..Memory::default()
+        };
+        let err = deliver(&mut m, &set, false, None).await.unwrap_err();
+        assert!(err.is_permanent());
+        assert!(
+            err.message
+                .contains("refused b.csv; 1 of 3 files had already been replaced"),
+            "{err}"
+        );
+        // What was not renamed is not left behind.
+        assert_eq!(names(&m), ["a.csv"]);
+    }
+
+    #[tokio::test]
+    async fn driver_refuses_unusable_names_before_touching_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut set = set_of(dir.path(), &[("a.csv", b"1")]);
+        set.files[0].name = "../a.csv".into();
+        let mut m = Memory::default();
+        m.files.insert("x.sds-sync-tmp".into(), Vec::new());
+        let err = deliver(&mut m, &set, false, None).await.unwrap_err();
+        assert!(
+            err.is_permanent() && err.message.contains("\"../a.csv\""),
+            "{err}"
+        );
+        assert_eq!(names(&m), ["x.sds-sync-tmp"]);
+    }
+
+    #[tokio::test]
+    async fn probe_leaves_nothing() {
+        let mut m = Memory::default();
+        probe(&mut m).await.unwrap();
+        assert!(m.files.is_empty());
+        assert_eq!(m.renames, 1);
     }
 
     #[tokio::test]

@@ -170,16 +170,7 @@ impl FtpDestination {
         let s =
             staged::deliver(&mut session, set, self.cfg.include_license_file, self.fault).await?;
         session.quit().await;
-        tracing::info!(
-            destination = %self.cfg.name,
-            kind = "ftp",
-            snapshot = %set.snapshot_id,
-            files = s.files,
-            bytes = s.bytes,
-            unverified_files = s.unverified,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "delivered"
-        );
+        crate::staged::log_delivered(&self.cfg.name, "ftp", set, &s, started);
         Ok(())
     }
 

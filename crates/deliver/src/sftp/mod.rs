@@ -220,16 +220,7 @@ impl SftpDestination {
         let result = self.deliver_on(&conn, set).await;
         conn.shutdown().await;
         let s = result?;
-        tracing::info!(
-            destination = %self.cfg.name,
-            kind = "sftp",
-            snapshot = %set.snapshot_id,
-            files = s.files,
-            bytes = s.bytes,
-            unverified_files = s.unverified,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "delivered"
-        );
+        crate::staged::log_delivered(&self.cfg.name, "sftp", set, &s, started);
         Ok(())
     }
 
