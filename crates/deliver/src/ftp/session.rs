@@ -391,7 +391,10 @@ impl Session<'_> {
                 Err(e) => {
                     // Our side failed: end the transfer cleanly so the session stays usable for
                     // removing the partial file.
-                    let _ = tokio::time::timeout(REASON_GRACE, stream.finish()).await;
+                    let ended = tokio::time::timeout(REASON_GRACE, stream.finish()).await;
+                    if !matches!(ended, Ok(Ok(()) | Err(FtpError::UnexpectedResponse(_)))) {
+                        self.broken = true;
+                    }
                     return Err(dest.err(ErrorKind::Retryable, format!("{what}: {e}")));
                 }
             };
