@@ -93,9 +93,13 @@ fn sigterm_abandons_a_stuck_upload_within_the_grace_period_without_temporary_fil
     writer.write_all(b"SIS ID,").expect("write to the FIFO");
 
     env.unblock("slow");
-    let tmp = env.dest("slow").join(".sds-sync-tmp.Student.csv");
+    // Temporary names are random (`Student.csv.<hex>.sds-sync-tmp`).
+    let dest = env.dest("slow");
     d.wait_for("the upload to be stuck in Student.csv", || {
-        tmp.exists().then_some(())
+        fs::read_dir(&dest).ok()?.flatten().find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name.starts_with("Student.csv.") && sds_deliver::staged::is_ours(&name)).then_some(())
+        })
     });
 
     d.signal("TERM");

@@ -333,14 +333,14 @@ shutdown_grace_secs = {grace}
         }
     }
 
-    /// Every leftover of an interrupted write: `.sds-sync-tmp*` files in any destination folder
-    /// and any entry of `state/staging`.
+    /// Every leftover of an interrupted write: temporary files (`sds_deliver::staged::is_ours`) in
+    /// any destination folder and any entry of `state/staging`.
     pub fn temporary_files(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         for dest in names_in(&self.root.join("out")) {
             let dir = self.root.join("out").join(dest);
             for name in names_in(&dir) {
-                if name.starts_with(".sds-sync-tmp") {
+                if sds_deliver::staged::is_ours(&name) {
                     out.push(dir.join(name));
                 }
             }
