@@ -22,12 +22,14 @@
 //! - nothing is rendered ahead of time: `write_file` streams each file from these tables.
 
 use crate::contract::{Entity, MAX_COLUMNS};
-use crate::csvout::CsvOut;
-use crate::format::{self, FileSpec};
+use crate::csvout::{CsvOut, NoRows, RowSink, Tee};
+use crate::format::{self, Field, FileKind, FileSpec, cmp_usernames, is_full_username};
 use crate::options::{ExportOptions, Format, UsernameRule};
+use hashbrown::DefaultHashBuilder;
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 
 mod intern;
@@ -35,16 +37,20 @@ mod table;
 use intern::Interner;
 use table::{Table, field, fields};
 
-/// Microsoft's per-file row limit for SDS CSV uploads; a file above it gets a warning.
-pub const SDS_ROW_LIMIT: u64 = 2_000_000;
+pub use crate::format::SDS_ROW_LIMIT;
 
-/// Why a row was left out of a file. Every drop is counted and reported, never silent.
+/// Why a row was left out of a file. Every drop is counted and reported with the first IDs it
+/// concerns, never silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DropReason {
     /// A required value (contract column) was NULL or blank after trimming.
     MissingValue,
-    /// The same key appeared more than once; the first row in sorted order was kept.
+    /// An exact copy of another row (same values in every column): one is kept.
     Duplicate,
+    /// Several rows with one key (a student ID, a section, a teacher at a school) but different
+    /// values: which one is right cannot be known, so every row of the conflict is dropped (with
+    /// the enrollments and roster rows that refer to it).
+    ConflictingDuplicate,
     /// The row's school is not among `[export] schools`.
     SchoolNotSelected,
     /// The school the row refers to is not exported (not returned by the schools query).
@@ -53,7 +59,17 @@ pub enum DropReason {
     UnknownSection,
     /// The student / teacher an enrollment/roster row refers to is not exported.
     UnknownUser,
-    /// Licence row for a student without an email address (no User Principal Name).
+    /// The username rule (`email`, `email-local-part`) gives a blank username: SDS cannot match
+    /// such a user to an account.
+    NoUsername,
+    /// SDS v2.1 needs a full `user@domain` username; the e-mail address is not one.
+    InvalidUsername,
+    /// The username is equal, ignoring case, to another user's: SDS would join two people to
+    /// one account, so every row of the clash is dropped (with their enrollments and rosters).
+    /// In `License.csv`: two students with one e-mail address.
+    DuplicateUsername,
+    /// Licence row for a student without a usable e-mail address (blank, or not `user@domain`):
+    /// there is no User Principal Name.
     NoEmail,
     /// v2: a school ID containing a comma, which `orgSourcedIds` (a comma-separated list)
     /// cannot carry: SDS would read it as two schools.
@@ -61,13 +77,17 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::MissingValue,
         DropReason::Duplicate,
+        DropReason::ConflictingDuplicate,
         DropReason::SchoolNotSelected,
         DropReason::UnknownSchool,
         DropReason::UnknownSection,
         DropReason::UnknownUser,
+        DropReason::NoUsername,
+        DropReason::InvalidUsername,
+        DropReason::DuplicateUsername,
         DropReason::NoEmail,
         DropReason::CommaInSchoolId,
     ];
@@ -77,10 +97,14 @@ impl DropReason {
         match self {
             DropReason::MissingValue => "missing_value",
             DropReason::Duplicate => "duplicate",
+            DropReason::ConflictingDuplicate => "conflicting_duplicate",
             DropReason::SchoolNotSelected => "school_not_selected",
             DropReason::UnknownSchool => "unknown_school",
             DropReason::UnknownSection => "unknown_section",
             DropReason::UnknownUser => "unknown_user",
+            DropReason::NoUsername => "no_username",
+            DropReason::InvalidUsername => "invalid_username",
+            DropReason::DuplicateUsername => "duplicate_username",
             DropReason::NoEmail => "no_email",
             DropReason::CommaInSchoolId => "comma_in_school_id",
         }
@@ -91,6 +115,22 @@ impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// At most this many IDs are named per file and reason (the smallest, so the list does not
+/// depend on the order the SIS returns rows in).
+pub const MAX_DROP_IDS: usize = 20;
+
+/// Rows of one file left out for one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub file: &'static str,
+    pub reason: DropReason,
+    pub count: u64,
+    /// Up to [`MAX_DROP_IDS`] IDs of the dropped rows, sorted: the row's own ID (school,
+    /// section, student, teacher), `section/user` for an enrollment or roster row, the student
+    /// ID for a licence row. `(blank)` for a blank ID.
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,33 +196,101 @@ impl Slot {
         }
     }
 
+    /// The file this slot's rows go to in `format` (none for the licence outside v1).
     fn file(self, format: Format) -> Option<&'static str> {
-        let spec = match (format, self) {
-            (Format::V1, Slot::School) => format::V1_SCHOOL,
-            (Format::V1, Slot::Section) => format::V1_SECTION,
-            (Format::V1, Slot::Student) => format::V1_STUDENT,
-            (Format::V1, Slot::Teacher) => format::V1_TEACHER,
-            (Format::V1, Slot::Enrollment) => format::V1_STUDENT_ENROLLMENT,
-            (Format::V1, Slot::Roster) => format::V1_TEACHER_ROSTER,
-            (Format::V1, Slot::License) => format::V1_LICENSE,
-            (_, Slot::School) => format::V2_ORGS,
-            (_, Slot::Section) => format::V2_CLASSES,
-            (Format::V2, Slot::Student | Slot::Teacher) => format::V2_USERS,
-            (_, Slot::Student | Slot::Teacher) => format::V21_USERS,
-            (_, Slot::Enrollment | Slot::Roster) => format::V2_ENROLLMENTS,
+        use FileKind as K;
+        let kind = match (format, self) {
+            (Format::V1, Slot::School) => K::School,
+            (Format::V1, Slot::Section) => K::Section,
+            (Format::V1, Slot::Student) => K::Student,
+            (Format::V1, Slot::Teacher) => K::Teacher,
+            (Format::V1, Slot::Enrollment) => K::StudentEnrollment,
+            (Format::V1, Slot::Roster) => K::TeacherRoster,
+            (Format::V1, Slot::License) => K::License,
+            (_, Slot::School) => K::Orgs,
+            (Format::V2, Slot::Section) => K::ClassesV2,
+            (_, Slot::Section) => K::ClassesV21,
+            (Format::V2, Slot::Student | Slot::Teacher) => K::UsersV2,
+            (_, Slot::Student | Slot::Teacher) => K::UsersV21,
+            (_, Slot::Enrollment | Slot::Roster) => K::Enrollments,
             (_, Slot::License) => return None,
         };
-        Some(spec.name)
+        format
+            .table()
+            .iter()
+            .find(|f| f.kind == kind)
+            .map(|f| f.name)
     }
 }
 
-/// Drop counts by slot and reason.
-#[derive(Default)]
-struct Tally([[u64; DropReason::ALL.len()]; Slot::ALL.len()]);
+/// Drop counts by slot and reason, with the smallest IDs of each.
+struct Tally {
+    counts: [[u64; DropReason::ALL.len()]; Slot::ALL.len()],
+    ids: Vec<Vec<String>>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            counts: [[0; DropReason::ALL.len()]; Slot::ALL.len()],
+            ids: vec![Vec::new(); DropReason::ALL.len() * Slot::ALL.len()],
+        }
+    }
+}
 
 impl Tally {
-    fn add(&mut self, slot: Slot, reason: DropReason, n: u64) {
-        self.0[slot as usize][reason as usize] += n;
+    /// Counts one dropped row and keeps its ID if it is among the smallest.
+    fn drop_row(&mut self, slot: Slot, reason: DropReason, id: &str) {
+        self.counts[slot as usize][reason as usize] += 1;
+        let id = if id.is_empty() { "(blank)" } else { id };
+        let Some(ids) = self
+            .ids
+            .get_mut(slot as usize * DropReason::ALL.len() + reason as usize)
+        else {
+            return;
+        };
+        if ids.len() == MAX_DROP_IDS && ids.last().is_some_and(|last| id >= last.as_str()) {
+            return;
+        }
+        if let Err(at) = ids.binary_search_by(|probe| probe.as_str().cmp(id)) {
+            ids.insert(at, id.to_owned());
+            ids.truncate(MAX_DROP_IDS);
+        }
+    }
+
+    /// The drops of every file of `files`, in file order then reason order.
+    fn report(&self, format: Format, files: &[&'static FileSpec]) -> Vec<Dropped> {
+        let mut out = Vec::new();
+        for spec in files {
+            for reason in DropReason::ALL {
+                let slots = Slot::ALL
+                    .iter()
+                    .filter(|slot| slot.file(format) == Some(spec.name));
+                let mut count = 0;
+                let mut ids: Vec<String> = Vec::new();
+                for &slot in slots {
+                    count += self.counts[slot as usize][reason as usize];
+                    if let Some(v) = self
+                        .ids
+                        .get(slot as usize * DropReason::ALL.len() + reason as usize)
+                    {
+                        ids.extend(v.iter().cloned());
+                    }
+                }
+                if count > 0 {
+                    ids.sort_unstable();
+                    ids.dedup();
+                    ids.truncate(MAX_DROP_IDS);
+                    out.push(Dropped {
+                        file: spec.name,
+                        reason,
+                        count,
+                        ids,
+                    });
+                }
+            }
+        }
+        out
     }
 }
 
@@ -266,16 +374,29 @@ impl Builder {
             Some(Some(v)) if i < columns.len() => clean(v),
             _ => Cow::Borrowed(""),
         });
+        let cell = |i: usize| cells.get(i).map_or("", |c| c.as_ref());
+        let slot = Slot::of(entity);
+        // The ID a dropped row is named by.
+        let row_id = |scratch: &mut String| match entity {
+            Entity::Schools | Entity::Students | Entity::Teachers => cell(0).to_owned(),
+            Entity::Sections => {
+                write_section_id(scratch, cell(0), cell(1), cell(2));
+                scratch.clone()
+            }
+            Entity::StudentEnrollments | Entity::TeacherRosters => {
+                write_section_id(scratch, cell(0), cell(1), cell(2));
+                format!("{scratch}/{}", cell(3))
+            }
+        };
         if columns
             .iter()
             .zip(&cells)
             .any(|(c, v)| !c.optional && v.is_empty())
         {
-            self.tally
-                .add(Slot::of(entity), DropReason::MissingValue, 1);
+            let id = row_id(&mut self.scratch);
+            self.tally.drop_row(slot, DropReason::MissingValue, &id);
             return;
         }
-        let cell = |i: usize| cells.get(i).map_or("", |c| c.as_ref());
         // Rows of unselected schools are dropped at once, so memory follows the selection.
         let own_school = match entity {
             Entity::Schools | Entity::Sections => Some(cell(0)),
@@ -285,13 +406,14 @@ impl Builder {
         if let Some(school) = own_school
             && !is_selected(&self.selected, school)
         {
+            let id = row_id(&mut self.scratch);
             self.tally
-                .add(Slot::of(entity), DropReason::SchoolNotSelected, 1);
+                .drop_row(slot, DropReason::SchoolNotSelected, &id);
             return;
         }
         if entity == Entity::Schools && self.opts.format == Format::V2 && cell(0).contains(',') {
             self.tally
-                .add(Slot::of(entity), DropReason::CommaInSchoolId, 1);
+                .drop_row(slot, DropReason::CommaInSchoolId, cell(0));
             return;
         }
         // Passwords the admin chose not to export are not even kept in memory.
@@ -383,7 +505,7 @@ impl Builder {
         let mut warnings = Vec::new();
 
         // Rows of unselected schools were dropped by `push`; what is left is de-duplicated.
-        sort_dedup(&mut schools, 1, &mut tally, Slot::School);
+        sort_resolve(&mut schools, 1, &mut tally, Slot::School);
         let unknown_selected = selected
             .iter()
             .filter(|s| schools.find(s).is_none())
@@ -413,8 +535,31 @@ impl Builder {
             retain_counted(table, &mut tally, slot, |row| {
                 school_problem(field(row, SCHOOL))
             });
-            sort_dedup(table, key, &mut tally, slot);
+            sort_resolve(table, key, &mut tally, slot);
         }
+
+        // Usernames SDS would reject: blank (no e-mail address), not user@domain where v2.1
+        // needs it, or one account for two people. Mode `blank` writes no username at all.
+        let rule = opts.username;
+        if rule != UsernameRule::Blank {
+            for (table, slot) in [
+                (&mut students, Slot::Student),
+                (&mut teachers, Slot::Teacher),
+            ] {
+                retain_counted(table, &mut tally, slot, |row| {
+                    let name = username(rule, field(row, EMAIL));
+                    if name.is_empty() {
+                        Some(DropReason::NoUsername)
+                    } else if format.needs_full_usernames() && !is_full_username(name) {
+                        Some(DropReason::InvalidUsername)
+                    } else {
+                        None
+                    }
+                });
+            }
+            drop_shared_usernames(&mut students, &mut teachers, rule, &mut tally);
+        }
+
         // Tables are indexed by `u32` from here on (UNRESOLVED excluded).
         for (len, entity) in [
             (sections.len(), Entity::Sections),
@@ -430,19 +575,21 @@ impl Builder {
         // Enrollments and rosters: symbols → table indexes, in place. Both rows' references
         // may be broken; the section is reported first so a row is counted once.
         let section_of = resolve(&section_ids, sections.iter().map(|row| field(row, ID)));
-        drop(section_ids);
         let student_of = resolve(&student_ids, students.iter().map(|row| field(row, ID)));
-        drop(student_ids);
         let teacher_of = resolve(
             &teacher_ids,
             teacher_groups
                 .iter()
                 .map(|&start| field(row_at(&teachers, start), ID)),
         );
-        drop(teacher_ids);
-        for (pairs, user_of, slot) in [
-            (&mut enrollments, &student_of, Slot::Enrollment),
-            (&mut rosters, &teacher_of, Slot::Roster),
+        for (pairs, user_of, users, slot) in [
+            (
+                &mut enrollments,
+                &student_of,
+                &student_ids,
+                Slot::Enrollment,
+            ),
+            (&mut rosters, &teacher_of, &teacher_ids, Slot::Roster),
         ] {
             pairs.retain_mut(|pair| {
                 let section = section_of
@@ -459,7 +606,8 @@ impl Builder {
                 };
                 match problem {
                     Some(reason) => {
-                        tally.add(slot, reason, 1);
+                        let id = format!("{}/{}", section_ids.get(pair.0), users.get(pair.1));
+                        tally.drop_row(slot, reason, &id);
                         false
                     }
                     None => {
@@ -470,46 +618,73 @@ impl Builder {
             });
             // Sorted unique tables: index order is ID order, so this sorts the file.
             pairs.sort_unstable();
-            let before = pairs.len();
+            for dup in pairs.chunk_by(|a, b| a == b).filter(|g| g.len() > 1) {
+                let (section, user) = dup[0];
+                let user_id = match slot {
+                    Slot::Enrollment => field(row_at(&students, user), ID),
+                    _ => field(
+                        row_at(
+                            &teachers,
+                            teacher_groups.get(user as usize).copied().unwrap_or(0),
+                        ),
+                        ID,
+                    ),
+                };
+                let id = format!("{}/{user_id}", field(row_at(&sections, section), ID));
+                for _ in 1..dup.len() {
+                    tally.drop_row(slot, DropReason::Duplicate, &id);
+                }
+            }
             pairs.dedup();
-            tally.add(slot, DropReason::Duplicate, (before - pairs.len()) as u64);
             pairs.shrink_to_fit();
         }
         drop((section_of, student_of, teacher_of));
+        drop((section_ids, student_ids, teacher_ids));
 
-        // v1 licence file: one row per exported student with an email, ordered like the file
-        // (display name, UPN); identical rows would be the same licence twice.
+        // v1 licence file: one row per exported student with a user@domain e-mail address,
+        // ordered like the file (display name, UPN). Two students with one address would be one
+        // licence for two people: both are left out.
         let mut license = Vec::new();
         if license_on {
             for (i, row) in students.iter().enumerate() {
-                if field(row, EMAIL).is_empty() {
-                    tally.add(Slot::License, DropReason::NoEmail, 1);
-                } else {
+                if is_full_username(field(row, EMAIL)) {
                     license.push(i as u32);
+                } else {
+                    tally.drop_row(Slot::License, DropReason::NoEmail, field(row, ID));
                 }
             }
+            let shared = clashing(
+                license.len(),
+                |i| field(row_at(&students, license[i]), EMAIL),
+                |i| (false, field(row_at(&students, license[i]), ID)),
+            );
+            let mut n = 0;
+            license.retain(|&i| {
+                let keep = !shared.get(n).copied().unwrap_or(false);
+                n += 1;
+                if !keep {
+                    tally.drop_row(
+                        Slot::License,
+                        DropReason::DuplicateUsername,
+                        field(row_at(&students, i), ID),
+                    );
+                }
+                keep
+            });
             license
                 .sort_unstable_by(|&a, &b| license_cmp(row_at(&students, a), row_at(&students, b)));
-            let before = license.len();
-            license
-                .dedup_by(|a, b| license_cmp(row_at(&students, *a), row_at(&students, *b)).is_eq());
-            tally.add(
-                Slot::License,
-                DropReason::Duplicate,
-                (before - license.len()) as u64,
-            );
         }
 
-        let kinds = FileKind::for_format(format, license_on);
+        let files = format.files(license_on);
         let mut built = Built {
             format,
             username: opts.username,
             student_prefix: clean(&opts.student_id_prefix).into_owned(),
             teacher_prefix: clean(&opts.teacher_id_prefix).into_owned(),
             account_sku_id: clean(&opts.account_sku_id).into_owned(),
-            files: kinds.iter().map(|k| k.spec()).collect(),
             rows: Vec::new(),
-            kinds,
+            drops: tally.report(format, &files),
+            files,
             schools,
             sections,
             students,
@@ -518,91 +693,93 @@ impl Builder {
             enrollments,
             rosters,
             license,
-            drops: Vec::new(),
             warnings,
         };
         if format != Format::V1 {
             built.check_shared_ids()?;
         }
-        built.rows = built.kinds.iter().map(|k| built.count(*k)).collect();
-        built.drops = built
-            .files
-            .iter()
-            .flat_map(|spec| {
-                DropReason::ALL.iter().filter_map(|&reason| {
-                    let n: u64 = Slot::ALL
-                        .iter()
-                        .filter(|slot| slot.file(format) == Some(spec.name))
-                        .map(|&slot| tally.0[slot as usize][reason as usize])
-                        .sum();
-                    (n > 0).then_some((spec.name, reason, n))
-                })
-            })
-            .collect();
+        built.rows = built.files.iter().map(|f| built.count(f.kind)).collect();
         built.collect_warnings();
         Ok(built)
     }
 }
 
-/// One file of an export and how to render it from the built tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FileKind {
-    School,
-    Section,
-    Student,
-    Teacher,
-    StudentEnrollment,
-    TeacherRoster,
-    License,
-    Orgs,
-    UsersV2,
-    UsersV21,
-    Roles,
-    Classes,
-    Enrollments,
+/// Drops every student and teacher row whose username equals (ignoring case) the username of
+/// another person: SDS would sign two people into one account. One teacher listed at several
+/// schools is one person.
+fn drop_shared_usernames(
+    students: &mut Table,
+    teachers: &mut Table,
+    rule: UsernameRule,
+    tally: &mut Tally,
+) {
+    let n_students = students.len();
+    let row = |i: usize| {
+        if i < n_students {
+            students.get(i)
+        } else {
+            teachers.get(i - n_students)
+        }
+    };
+    let shared = clashing(
+        n_students + teachers.len(),
+        |i| username(rule, field(row(i), EMAIL)),
+        |i| (i >= n_students, field(row(i), ID)),
+    );
+    if !shared.contains(&true) {
+        return;
+    }
+    let (for_students, for_teachers) = shared.split_at(n_students);
+    for (table, mask, slot) in [
+        (students, for_students, Slot::Student),
+        (teachers, for_teachers, Slot::Teacher),
+    ] {
+        table.retain_at(|pos, row| {
+            let drop = mask.get(pos).copied().unwrap_or(false);
+            if drop {
+                tally.drop_row(slot, DropReason::DuplicateUsername, field(row, ID));
+            }
+            !drop
+        });
+    }
 }
 
-impl FileKind {
-    /// Same files, same order as [`Format::files`] (a unit test holds the two together).
-    fn for_format(format: Format, license: bool) -> Vec<FileKind> {
-        use FileKind::*;
-        match format {
-            Format::V1 => {
-                let mut v = vec![
-                    School,
-                    Section,
-                    Student,
-                    Teacher,
-                    StudentEnrollment,
-                    TeacherRoster,
-                ];
-                if license {
-                    v.push(License);
-                }
-                v
+/// Which of `n` names equal, ignoring case, the name of another owner (`owner(i)`): a mask.
+/// Blank names never clash. Names are grouped by a hash of their folded form first, so the
+/// work is a sort of integers plus a check of the (rare) groups.
+fn clashing<'a>(
+    n: usize,
+    name: impl Fn(usize) -> &'a str,
+    owner: impl Fn(usize) -> (bool, &'a str),
+) -> Vec<bool> {
+    let hasher = DefaultHashBuilder::default();
+    let mut keys: Vec<(u64, u32)> = (0..n)
+        .filter(|&i| !name(i).is_empty())
+        .map(|i| {
+            let mut h = hasher.build_hasher();
+            for c in format::fold_username(name(i)) {
+                h.write_u32(c as u32);
             }
-            Format::V2 => vec![Orgs, UsersV2, Classes, Enrollments],
-            Format::V2_1 => vec![Orgs, UsersV21, Roles, Classes, Enrollments],
+            (h.finish(), i as u32)
+        })
+        .collect();
+    keys.sort_unstable();
+    let mut out = vec![false; n];
+    for run in keys.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
+        let mut members: Vec<usize> = run.iter().map(|k| k.1 as usize).collect();
+        members.sort_by(|&a, &b| cmp_usernames(name(a), name(b)));
+        for group in members.chunk_by(|&a, &b| cmp_usernames(name(a), name(b)).is_eq()) {
+            let first = owner(group[0]);
+            if group.iter().any(|&i| owner(i) != first) {
+                for &i in group {
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = true;
+                    }
+                }
+            }
         }
     }
-
-    fn spec(self) -> FileSpec {
-        match self {
-            FileKind::School => format::V1_SCHOOL,
-            FileKind::Section => format::V1_SECTION,
-            FileKind::Student => format::V1_STUDENT,
-            FileKind::Teacher => format::V1_TEACHER,
-            FileKind::StudentEnrollment => format::V1_STUDENT_ENROLLMENT,
-            FileKind::TeacherRoster => format::V1_TEACHER_ROSTER,
-            FileKind::License => format::V1_LICENSE,
-            FileKind::Orgs => format::V2_ORGS,
-            FileKind::UsersV2 => format::V2_USERS,
-            FileKind::UsersV21 => format::V21_USERS,
-            FileKind::Roles => format::V21_ROLES,
-            FileKind::Classes => format::V2_CLASSES,
-            FileKind::Enrollments => format::V2_ENROLLMENTS,
-        }
-    }
+    out
 }
 
 /// One user of the merged v2/v2.1 ID space: a student (index into the student table) or a
@@ -611,6 +788,30 @@ impl FileKind {
 enum User {
     Student(u32),
     Teacher(u32),
+}
+
+/// The most columns sds-sync writes into one file (a unit test holds the tables to it).
+const MAX_WRITTEN: usize = 24;
+const FIELDS: usize = Field::SkuId as usize + 1;
+
+/// The values of one row, by [`Field`]; the format table picks the written ones by column.
+struct Cells<'a>([&'a str; FIELDS]);
+
+impl<'a> Cells<'a> {
+    fn new() -> Cells<'a> {
+        Cells([""; FIELDS])
+    }
+    fn set(&mut self, field: Field, value: &'a str) -> &mut Self {
+        self.0[field as usize] = value;
+        self
+    }
+    fn emit<S: RowSink>(&self, picks: &[Field], out: &mut S) -> io::Result<()> {
+        let mut row = [""; MAX_WRITTEN];
+        for (slot, f) in row.iter_mut().zip(picks) {
+            *slot = self.0[*f as usize];
+        }
+        out.row(&row[..picks.len().min(MAX_WRITTEN)])
+    }
 }
 
 /// A finished export, ready to be written file by file.
@@ -624,8 +825,7 @@ pub struct Built {
     student_prefix: String,
     teacher_prefix: String,
     account_sku_id: String,
-    files: Vec<FileSpec>,
-    kinds: Vec<FileKind>,
+    files: Vec<&'static FileSpec>,
     rows: Vec<u64>,
     /// Sorted by ID, unique: `id, name`.
     schools: Table,
@@ -643,19 +843,19 @@ pub struct Built {
     rosters: Vec<(u32, u32)>,
     /// Student indexes in licence file order.
     license: Vec<u32>,
-    drops: Vec<(&'static str, DropReason, u64)>,
+    drops: Vec<Dropped>,
     warnings: Vec<String>,
 }
 
 impl Built {
     /// The files of this export in write order (as [`Format::files`]).
-    pub fn files(&self) -> &[FileSpec] {
+    pub fn files(&self) -> &[&'static FileSpec] {
         &self.files
     }
 
     /// The layout of the named file, if it is part of this export.
-    pub fn spec(&self, file: &str) -> Option<&FileSpec> {
-        self.files.iter().find(|f| f.name == file)
+    pub fn spec(&self, file: &str) -> Option<&'static FileSpec> {
+        self.files.iter().find(|f| f.name == file).copied()
     }
 
     pub fn format(&self) -> Format {
@@ -683,60 +883,97 @@ impl Built {
     /// `ErrorKind::NotFound` for a file that is not part of this export; otherwise the I/O
     /// errors of `w`.
     pub fn write_file<W: Write>(&self, file: &str, w: W) -> io::Result<u64> {
-        let Some((spec, kind)) = self
-            .files
-            .iter()
-            .zip(&self.kinds)
-            .find(|(f, _)| f.name == file)
-        else {
+        self.write_file_to(file, w, NoRows)
+    }
+
+    /// [`Built::write_file`], also handing every data row to `also` as it is written (the
+    /// publish gate's validator): one rendering feeds both.
+    ///
+    /// # Errors
+    /// As [`Built::write_file`], and whatever `also` returns.
+    pub fn write_file_to<W: Write, S: RowSink>(
+        &self,
+        file: &str,
+        w: W,
+        also: S,
+    ) -> io::Result<u64> {
+        let Some(spec) = self.spec(file) else {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
-                format!(
-                    "{file} is not a file of this SDS {} export",
-                    self.format.as_str()
-                ),
+                format!("{file} is not a file of this SDS {} export", self.format),
             ));
         };
-        let mut out = CsvOut::new(w, spec.header)?;
+        let picks: Vec<Field> = spec.written_columns().filter_map(|c| c.field).collect();
+        if picks.len() > MAX_WRITTEN {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{file}: more than {MAX_WRITTEN} written columns (a bug: please report it)"
+                ),
+            ));
+        }
+        let mut out = Tee(CsvOut::new(w, &spec.header())?, also);
+        self.render(spec.kind, &picks, &mut out)?;
+        out.0.finish()
+    }
+
+    /// Every data row of a file, in file order, as the fields `picks` names.
+    fn render<S: RowSink>(&self, kind: FileKind, picks: &[Field], out: &mut S) -> io::Result<()> {
+        use Field as F;
         match kind {
-            FileKind::School => {
+            FileKind::School | FileKind::Orgs => {
                 for row in &self.schools {
                     let [id, name] = fields(row);
-                    out.row(&[id, name])?;
+                    Cells::new()
+                        .set(F::Id, id)
+                        .set(F::Name, name)
+                        .set(F::OrgType, "school")
+                        .emit(picks, out)?;
                 }
             }
-            FileKind::Orgs => {
-                for row in &self.schools {
-                    let [id, name] = fields(row);
-                    out.row(&[id, name, "school"])?;
-                }
-            }
-            FileKind::Section | FileKind::Classes => {
+            FileKind::Section | FileKind::ClassesV2 | FileKind::ClassesV21 => {
                 for row in &self.sections {
                     let [id, school, title] = fields(row);
-                    out.row(&[id, school, title])?;
+                    Cells::new()
+                        .set(F::Id, id)
+                        .set(F::School, school)
+                        .set(F::Title, title)
+                        .emit(picks, out)?;
                 }
             }
             FileKind::Student | FileKind::Teacher => {
-                let table = if *kind == FileKind::Student {
-                    &self.students
+                let (table, role) = if kind == FileKind::Student {
+                    (&self.students, "student")
                 } else {
-                    &self.teachers
+                    (&self.teachers, "teacher")
                 };
                 for row in table {
-                    let [id, school, first, last, email, password] = fields(row);
-                    out.row(&[id, school, first, last, self.username_of(email), password])?;
+                    let [id, school, first, last, email, password, grade] = fields(row);
+                    self.user_cells(first, last, email, password)
+                        .set(F::Id, id)
+                        .set(F::School, school)
+                        .set(F::Role, role)
+                        .set(F::Grade, grade)
+                        .emit(picks, out)?;
                 }
             }
             FileKind::StudentEnrollment => {
                 for &(section, student) in &self.enrollments {
                     let student = field(row_at(&self.students, student), ID);
-                    out.row(&[self.section_id(section), student])?;
+                    Cells::new()
+                        .set(F::Section, self.section_id(section))
+                        .set(F::User, student)
+                        .set(F::Role, "student")
+                        .emit(picks, out)?;
                 }
             }
             FileKind::TeacherRoster => {
                 for &(section, group) in &self.rosters {
-                    out.row(&[self.section_id(section), self.teacher_id(group)])?;
+                    Cells::new()
+                        .set(F::Section, self.section_id(section))
+                        .set(F::User, self.teacher_id(group))
+                        .set(F::Role, "teacher")
+                        .emit(picks, out)?;
                 }
             }
             FileKind::License => {
@@ -747,41 +984,77 @@ impl Built {
                     display.push_str(first);
                     display.push(' ');
                     display.push_str(last);
-                    out.row(&[&display, email, &self.account_sku_id])?;
+                    Cells::new()
+                        .set(F::DisplayName, &display)
+                        .set(F::Email, email)
+                        .set(F::SkuId, &self.account_sku_id)
+                        .emit(picks, out)?;
                 }
             }
-            FileKind::UsersV2 | FileKind::UsersV21 => self.write_users(*kind, &mut out)?,
+            FileKind::UsersV2 | FileKind::UsersV21 => self.write_users(picks, out)?,
             FileKind::Roles => {
                 let mut id = String::new();
                 for user in self.users() {
                     self.sourced_id(user, &mut id);
                     match user {
                         User::Student(i) => {
-                            out.row(&[&id, field(row_at(&self.students, i), SCHOOL), "student"])?;
+                            let row = row_at(&self.students, i);
+                            Cells::new()
+                                .set(F::Id, &id)
+                                .set(F::School, field(row, SCHOOL))
+                                .set(F::Role, "student")
+                                .set(F::Grade, field(row, GRADE))
+                                .emit(picks, out)?;
                         }
                         User::Teacher(g) => {
                             for row in self.teacher_rows(g) {
-                                out.row(&[&id, field(row, SCHOOL), "teacher"])?;
+                                Cells::new()
+                                    .set(F::Id, &id)
+                                    .set(F::School, field(row, SCHOOL))
+                                    .set(F::Role, "teacher")
+                                    .emit(picks, out)?;
                             }
                         }
                     }
                 }
             }
-            FileKind::Enrollments => self.write_enrollments(&mut out)?,
+            FileKind::Enrollments => self.write_enrollments(picks, out)?,
+            // Described by the v2.1 table, not built from the source contract yet.
+            FileKind::AcademicSessions
+            | FileKind::Courses
+            | FileKind::Demographics
+            | FileKind::UserFlags
+            | FileKind::Relationships => {}
         }
-        out.finish()
+        Ok(())
     }
 
-    /// (file name, reason, rows dropped), one entry per non-zero count, in file order then
-    /// reason order. Students and teachers both count against v2's `users.csv`.
-    pub fn drops(&self) -> &[(&'static str, DropReason, u64)] {
+    /// The fields every row of a user has.
+    fn user_cells<'a>(
+        &'a self,
+        first: &'a str,
+        last: &'a str,
+        email: &'a str,
+        password: &'a str,
+    ) -> Cells<'a> {
+        let mut c = Cells::new();
+        c.set(Field::FirstName, first)
+            .set(Field::LastName, last)
+            .set(Field::Username, self.username_of(email))
+            .set(Field::Email, email)
+            .set(Field::Password, password);
+        c
+    }
+
+    /// Every dropped row, counted per file and reason (file order, then reason order), with the
+    /// first IDs. Students and teachers both count against v2's `users.csv`.
+    pub fn drops(&self) -> &[Dropped] {
         &self.drops
     }
 
-    /// Human-readable warnings: sections named by their course code, blank usernames, v2.1
-    /// usernames without a domain, usernames shared by several users, selected schools the SIS
-    /// does not return, a blank Account SKU ID, files above Microsoft's row limit. They carry
-    /// file names and counts only, never personal data.
+    /// Human-readable warnings: sections named by their course code, blank usernames (mode
+    /// `blank`), selected schools the SIS does not return, a blank Account SKU ID, files above
+    /// Microsoft's row limit. They carry file names and counts only, never personal data.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
@@ -789,7 +1062,7 @@ impl Built {
     fn count(&self, kind: FileKind) -> u64 {
         let n = match kind {
             FileKind::School | FileKind::Orgs => self.schools.len(),
-            FileKind::Section | FileKind::Classes => self.sections.len(),
+            FileKind::Section | FileKind::ClassesV2 | FileKind::ClassesV21 => self.sections.len(),
             FileKind::Student => self.students.len(),
             FileKind::Teacher => self.teachers.len(),
             FileKind::StudentEnrollment => self.enrollments.len(),
@@ -800,6 +1073,11 @@ impl Built {
             }
             FileKind::Roles => self.students.len() + self.teachers.len(),
             FileKind::Enrollments => self.enrollments.len() + self.rosters.len(),
+            FileKind::AcademicSessions
+            | FileKind::Courses
+            | FileKind::Demographics
+            | FileKind::UserFlags
+            | FileKind::Relationships => 0,
         };
         n as u64
     }
@@ -902,9 +1180,10 @@ impl Built {
                 .eq(pb.bytes().chain(ib.bytes()))
     }
 
-    fn write_users<W: Write>(&self, kind: FileKind, out: &mut CsvOut<W>) -> io::Result<()> {
+    fn write_users<S: RowSink>(&self, picks: &[Field], out: &mut S) -> io::Result<()> {
         let mut id = String::new();
         let mut orgs = String::new();
+        let with_orgs = picks.contains(&Field::SchoolList);
         for user in self.users() {
             self.sourced_id(user, &mut id);
             let (row, role, grade) = match user {
@@ -915,26 +1194,29 @@ impl Built {
                 User::Teacher(g) => (self.teacher_first_row(g), "teacher", ""),
             };
             let [_, school, first, last, email, password] = fields(row);
-            let username = self.username_of(email);
-            if kind == FileKind::UsersV21 {
-                out.row(&[&id, username, first, last, password])?;
-                continue;
-            }
             // Rows of a teacher are sorted by school and unique, so the list is distinct and
             // sorted; the CSV writer quotes it because of the commas.
             orgs.clear();
-            match user {
-                User::Student(_) => orgs.push_str(school),
-                User::Teacher(g) => {
-                    for (n, row) in self.teacher_rows(g).enumerate() {
-                        if n > 0 {
-                            orgs.push(',');
+            if with_orgs {
+                match user {
+                    User::Student(_) => orgs.push_str(school),
+                    User::Teacher(g) => {
+                        for (n, row) in self.teacher_rows(g).enumerate() {
+                            if n > 0 {
+                                orgs.push(',');
+                            }
+                            orgs.push_str(field(row, SCHOOL));
                         }
-                        orgs.push_str(field(row, SCHOOL));
                     }
                 }
             }
-            out.row(&[&id, &orgs, first, last, username, password, role, grade])?;
+            self.user_cells(first, last, email, password)
+                .set(Field::Id, &id)
+                .set(Field::School, school)
+                .set(Field::SchoolList, &orgs)
+                .set(Field::Role, role)
+                .set(Field::Grade, grade)
+                .emit(picks, out)?;
         }
         Ok(())
     }
@@ -942,7 +1224,7 @@ impl Built {
     /// v2/v2.1 `enrollments.csv`: student enrollments and teacher rosters merged in
     /// (class, user, role) order. Both lists are sorted by section index (= class ID order);
     /// within a section by user index (= user ID order, a common prefix keeps it).
-    fn write_enrollments<W: Write>(&self, out: &mut CsvOut<W>) -> io::Result<()> {
+    fn write_enrollments<S: RowSink>(&self, picks: &[Field], out: &mut S) -> io::Result<()> {
         let students = self.enrollments.iter().map(|&(s, u)| (s, User::Student(u)));
         let teachers = self.rosters.iter().map(|&(s, g)| (s, User::Teacher(g)));
         let mut id = String::new();
@@ -950,19 +1232,29 @@ impl Built {
             a.0.cmp(&b.0).then_with(|| self.cmp_users(a.1, b.1))
         }) {
             self.sourced_id(user, &mut id);
-            out.row(&[self.section_id(section), &id, role(user)])?;
+            Cells::new()
+                .set(Field::Section, self.section_id(section))
+                .set(Field::User, &id)
+                .set(Field::Role, role(user))
+                .emit(picks, out)?;
         }
         Ok(())
     }
 
     fn collect_warnings(&mut self) {
         let mut warnings = std::mem::take(&mut self.warnings);
+        let name_of = |kinds: &[FileKind]| {
+            self.files
+                .iter()
+                .find(|f| kinds.contains(&f.kind))
+                .map_or("", |f| f.name)
+        };
         let users_file = match self.format {
             Format::V1 => "Student.csv/Teacher.csv",
-            Format::V2 => format::V2_USERS.name,
-            Format::V2_1 => format::V21_USERS.name,
+            _ => name_of(&[FileKind::UsersV2, FileKind::UsersV21]),
         };
-        let sections_file = self.spec_name(FileKind::Section, FileKind::Classes);
+        let sections_file =
+            name_of(&[FileKind::Section, FileKind::ClassesV2, FileKind::ClassesV21]);
 
         let fallback = self
             .sections
@@ -975,7 +1267,8 @@ impl Built {
             ));
         }
 
-        // Blank usernames are counted per file row (v1 lists a teacher once per school).
+        // Only mode `blank` leaves usernames blank (the other modes drop such users): counted
+        // per file row (v1 lists a teacher once per school).
         let blank = |rows: &Table| {
             rows.iter()
                 .filter(|r| self.username_of(field(r, EMAIL)).is_empty())
@@ -999,49 +1292,12 @@ impl Built {
         for (file, n) in blank_by_file {
             if n > 0 {
                 warnings.push(format!(
-                    "{file}: {n} row(s) have a blank username; SDS cannot match these users to accounts"
+                    "{file}: {n} row(s) have a blank username ([export] username = \"blank\"); SDS cannot match these users to accounts"
                 ));
             }
         }
 
-        // One username per distinct user; a teacher in several schools is one user.
-        let mut names: Vec<&str> = self
-            .students
-            .iter()
-            .chain(
-                self.teacher_groups
-                    .iter()
-                    .map(|&start| row_at(&self.teachers, start)),
-            )
-            .map(|r| self.username_of(field(r, EMAIL)))
-            .filter(|u| !u.is_empty())
-            .collect();
-        if self.format == Format::V2_1 {
-            let no_domain = names.iter().filter(|u| !u.contains('@')).count();
-            if no_domain > 0 {
-                let why = if self.username == UsernameRule::EmailLocalPart {
-                    " (the username rule email-local-part drops the domain)"
-                } else {
-                    ""
-                };
-                warnings.push(format!(
-                    "{users_file}: {no_domain} username(s) are not a full user@domain name{why}; SDS v2.1 rejects these users"
-                ));
-            }
-        }
-        // Sign-in names are case-insensitive, so "Ann@x" and "ann@x" collide in SDS.
-        names.sort_unstable_by(|a, b| cmp_ignore_ascii_case(a, b));
-        let shared = names
-            .windows(2)
-            .filter(|w| matches!(w, [a, b] if a.eq_ignore_ascii_case(b)))
-            .count();
-        if shared > 0 {
-            warnings.push(format!(
-                "{users_file}: {shared} user(s) have a username already used by another user; SDS needs unique usernames"
-            ));
-        }
-
-        if self.kinds.contains(&FileKind::License) && self.account_sku_id.is_empty() {
+        if self.files.iter().any(|f| f.license) && self.account_sku_id.is_empty() {
             warnings.push(format!(
                 "{}: the Account SKU ID is blank",
                 format::V1_LICENSE.name
@@ -1051,16 +1307,9 @@ impl Built {
         warnings.extend(row_limit_warnings(&self.files, &self.rows, SDS_ROW_LIMIT));
         self.warnings = warnings;
     }
-
-    fn spec_name(&self, a: FileKind, b: FileKind) -> &'static str {
-        self.kinds
-            .iter()
-            .find(|k| **k == a || **k == b)
-            .map_or("", |k| k.spec().name)
-    }
 }
 
-fn row_limit_warnings(files: &[FileSpec], rows: &[u64], limit: u64) -> Vec<String> {
+fn row_limit_warnings(files: &[&FileSpec], rows: &[u64], limit: u64) -> Vec<String> {
     files
         .iter()
         .zip(rows)
@@ -1131,6 +1380,7 @@ fn row_at(table: &Table, i: u32) -> &str {
     table.get(i as usize)
 }
 
+/// Keeps the rows `problem` accepts; counts and names the others (by their ID).
 fn retain_counted(
     rows: &mut Table,
     tally: &mut Tally,
@@ -1139,16 +1389,24 @@ fn retain_counted(
 ) {
     rows.retain(|row| match problem(row) {
         Some(reason) => {
-            tally.add(slot, reason, 1);
+            tally.drop_row(slot, reason, field(row, ID));
             false
         }
         None => true,
     });
 }
 
-fn sort_dedup(rows: &mut Table, key_fields: usize, tally: &mut Tally, slot: Slot) {
-    let duplicates = rows.sort_dedup(key_fields);
-    tally.add(slot, DropReason::Duplicate, duplicates);
+/// Sorts a table and resolves rows sharing a key: exact copies count as `duplicate`, rows that
+/// disagree all go as `conflicting_duplicate`.
+fn sort_resolve(rows: &mut Table, key_fields: usize, tally: &mut Tally, slot: Slot) {
+    rows.sort_resolve(key_fields, |row, conflict| {
+        let reason = if conflict {
+            DropReason::ConflictingDuplicate
+        } else {
+            DropReason::Duplicate
+        };
+        tally.drop_row(slot, reason, field(row, ID));
+    });
 }
 
 /// Start index of each run of rows sharing the first field.
@@ -1188,12 +1446,6 @@ fn license_cmp<'a>(a: &'a str, b: &'a str) -> Ordering {
     display(fa, la)
         .cmp(display(fb, lb))
         .then_with(|| ea.cmp(eb))
-}
-
-fn cmp_ignore_ascii_case(a: &str, b: &str) -> Ordering {
-    a.bytes()
-        .map(|c| c.to_ascii_lowercase())
-        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
 }
 
 /// Merges two sorted iterators; on a tie the left one goes first.

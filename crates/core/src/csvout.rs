@@ -26,10 +26,50 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+/// Where the rows of a file go as they are rendered: the CSV writer, the validator of the publish
+/// gate ([`crate::validate::FileCheck`]), or both ([`Tee`]). Rows are field values in header
+/// order, the header excluded.
+pub trait RowSink {
+    /// # Errors
+    /// Whatever the sink's own output fails with.
+    fn row(&mut self, fields: &[&str]) -> io::Result<()>;
+}
+
+impl<S: RowSink + ?Sized> RowSink for &mut S {
+    fn row(&mut self, fields: &[&str]) -> io::Result<()> {
+        (**self).row(fields)
+    }
+}
+
+/// Hands every row to both sinks: a file is written and checked in one rendering.
+pub struct Tee<A, B>(pub A, pub B);
+
+impl<A: RowSink, B: RowSink> RowSink for Tee<A, B> {
+    fn row(&mut self, fields: &[&str]) -> io::Result<()> {
+        self.0.row(fields)?;
+        self.1.row(fields)
+    }
+}
+
+/// Discards rows.
+pub struct NoRows;
+
+impl RowSink for NoRows {
+    fn row(&mut self, _: &[&str]) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// One SDS CSV file being written: the header goes out on creation, then one `row` per record,
 /// then `finish` flushes and returns the byte count.
 pub struct CsvOut<W: Write> {
     wtr: csv::Writer<Counting<W>>,
+}
+
+impl<W: Write> RowSink for CsvOut<W> {
+    fn row(&mut self, fields: &[&str]) -> io::Result<()> {
+        CsvOut::row(self, fields)
+    }
 }
 
 impl<W: Write> CsvOut<W> {

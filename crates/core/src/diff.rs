@@ -136,14 +136,14 @@ fn diff_impl<R1: Read, R2: Read>(
     new: R2,
     mut groups: Option<&mut BTreeMap<String, FileDiff>>,
 ) -> Result<FileDiff, DiffError> {
-    let col = spec.entity_column.filter(|_| groups.is_some());
+    let col = spec.entity_index().filter(|_| groups.is_some());
     let mut new = SortedRows::open(spec, Side::New, new)?;
     let mut old = match old {
         Some(r) => Some(SortedRows::open(spec, Side::Old, r)?),
         None => None,
     };
     // A key never spans more columns than the row has.
-    let key = spec.key_columns.min(spec.header.len());
+    let key = spec.key_len().min(spec.header().len());
     let mut diff = FileDiff::default();
 
     let mut have_old = match old.as_mut() {
@@ -241,16 +241,13 @@ impl<R: Read> SortedRows<R> {
             source,
         };
         let found = reader.byte_headers().map_err(csv_err)?;
-        if found.len() != spec.header.len()
-            || found
-                .iter()
-                .zip(spec.header)
-                .any(|(f, e)| f != e.as_bytes())
+        let header = spec.header();
+        if found.len() != header.len() || found.iter().zip(&header).any(|(f, e)| f != e.as_bytes())
         {
             return Err(DiffError::Header {
                 file: spec.name.to_string(),
                 side,
-                expected: spec.header.iter().map(|s| s.to_string()).collect(),
+                expected: header.iter().map(|s| s.to_string()).collect(),
                 found: found
                     .iter()
                     .map(|f| String::from_utf8_lossy(f).into_owned())
@@ -260,7 +257,7 @@ impl<R: Read> SortedRows<R> {
         Ok(SortedRows {
             file: spec.name,
             side,
-            key: spec.key_columns.min(spec.header.len()),
+            key: spec.key_len().min(header.len()),
             reader,
             cur: csv::ByteRecord::new(),
             prev: csv::ByteRecord::new(),
@@ -386,23 +383,27 @@ impl<W: Write> Write for HashingWriter<W> {
 mod tests {
     use super::*;
 
+    use crate::format::{Column, Field, Need, Values};
+
+    const fn col(name: &'static str) -> Column {
+        Column {
+            name,
+            need: Need::Required,
+            values: Values::Text,
+            field: Some(Field::Id),
+        }
+    }
     const KEYED: FileSpec = FileSpec {
         name: "Student.csv",
-        header: &["SIS ID", "School SIS ID", "Name"],
-        key_columns: 1,
-        license: false,
+        columns: &[col("SIS ID"), col("School SIS ID"), col("Name")],
+        key: &["SIS ID"],
         entity_column: None,
+        ..crate::format::V1_STUDENT
     };
-    const WHOLE_ROW: FileSpec = FileSpec {
-        name: "StudentEnrollment.csv",
-        header: &["Section SIS ID", "SIS ID"],
-        key_columns: 2,
-        license: false,
-        entity_column: None,
-    };
+    const WHOLE_ROW: FileSpec = crate::format::V1_STUDENT_ENROLLMENT;
 
     fn csv_of(spec: &FileSpec, rows: &[&str]) -> Vec<u8> {
-        let mut s = spec.header.join(",");
+        let mut s = spec.header().join(",");
         s.push_str("\r\n");
         for r in rows {
             s.push_str(r);

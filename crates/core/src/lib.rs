@@ -1,6 +1,8 @@
 //! sds-core owns what an SDS export *is*: the source contract (entities and their columns), the
-//! export options, the file layouts of SDS v1 / v2 / v2.1, building the files from records,
-//! validation and integrity checks, CSV writing, fingerprints and diffs.
+//! export options, the one table per SDS format (v1 / v2 / v2.1: files, columns, keys,
+//! references, enumerations) that everything else reads, building the files from records,
+//! validation of anyone's file sets and the publish gate's checks, CSV writing, fingerprints and
+//! diffs.
 //!
 //! Architecture invariant: this crate does no I/O other than writing to a `std::io::Write` (and
 //! reading back through a `std::io::Read` for diffs). Output is a pure function of
@@ -12,10 +14,10 @@ pub mod csvout;
 pub mod format;
 pub mod options;
 
-pub use build::{BuildError, Builder, Built, DropReason};
+pub use build::{BuildError, Builder, Built, DropReason, Dropped};
 pub use contract::{ContractColumn, Entity};
-pub use format::FileSpec;
-pub use options::{ExportOptions, Format, UsernameRule};
+pub use format::{FileSpec, Format};
+pub use options::{ExportOptions, UsernameRule};
 pub mod diff;
 pub mod guard;
 pub mod validate;

@@ -1,17 +1,7 @@
 //! Export options: what the admin chose in `[export]`, already validated.
 
+pub use crate::format::Format;
 use serde::{Deserialize, Serialize};
-
-/// The SDS CSV format to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Format {
-    #[serde(rename = "v1")]
-    V1,
-    #[serde(rename = "v2")]
-    V2,
-    #[serde(rename = "v2.1")]
-    V2_1,
-}
 
 /// How the `Username` / `username` column is filled from the SIS email.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

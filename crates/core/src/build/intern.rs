@@ -40,7 +40,7 @@ impl Interner {
         self.ends.len()
     }
 
-    #[cfg(test)]
+    /// The text of `sym` ("" for a symbol never handed out).
     pub(crate) fn get(&self, sym: u32) -> &str {
         get(&self.text, &self.ends, sym)
     }

@@ -70,21 +70,48 @@ impl Table {
         self.order.retain(|&r| keep(raw(text, ends, r)));
     }
 
-    /// Sorts by the whole packed row and keeps the first row of each key (its first
-    /// `key_fields` fields); returns how many rows were dropped as duplicates. The survivor of a
-    /// duplicate key depends only on row content, never on push order.
-    pub(crate) fn sort_dedup(&mut self, key_fields: usize) -> u64 {
+    /// Keeps the rows `keep` accepts, given their position among the live rows.
+    pub(crate) fn retain_at(&mut self, mut keep: impl FnMut(usize, &str) -> bool) {
+        let (text, ends) = (&self.text, &self.ends);
+        let mut pos = 0;
+        self.order.retain(|&r| {
+            let k = keep(pos, raw(text, ends, r));
+            pos += 1;
+            k
+        });
+    }
+
+    /// Sorts by the whole packed row and resolves rows that share a key (their first
+    /// `key_fields` fields): identical rows are kept once, and `dropped(row, false)` is called
+    /// for each extra copy; rows that share the key but differ elsewhere are all dropped,
+    /// `dropped(row, true)` for each, because picking one would be a guess. The outcome depends
+    /// only on row content, never on push order.
+    pub(crate) fn sort_resolve(&mut self, key_fields: usize, mut dropped: impl FnMut(&str, bool)) {
         let (text, ends) = (&self.text, &self.ends);
         self.order
             .sort_unstable_by(|&a, &b| raw(text, ends, a).cmp(raw(text, ends, b)));
-        let before = self.order.len();
-        self.order.dedup_by(|later, kept| {
-            key(raw(text, ends, *later), key_fields) == key(raw(text, ends, *kept), key_fields)
-        });
+        let mut kept = Vec::with_capacity(self.order.len());
+        for group in self.order.chunk_by(|&a, &b| {
+            key(raw(text, ends, a), key_fields) == key(raw(text, ends, b), key_fields)
+        }) {
+            let (first, last) = (group[0], group[group.len() - 1]);
+            // Sorted by the whole row: all rows of the group are equal iff the first and the
+            // last are.
+            if raw(text, ends, first) == raw(text, ends, last) {
+                kept.push(first);
+                for &r in &group[1..] {
+                    dropped(raw(text, ends, r), false);
+                }
+            } else {
+                for &r in group {
+                    dropped(raw(text, ends, r), true);
+                }
+            }
+        }
+        self.order = kept;
         self.order.shrink_to_fit();
         self.text.shrink_to_fit();
         self.ends.shrink_to_fit();
-        (before - self.order.len()) as u64
     }
 
     /// Position of the row whose first field is `id`; the table must be sorted. With several
@@ -175,7 +202,7 @@ mod tests {
         // ("a", "z") < ("ab", "a") field by field; the concatenation "az" > "aba" would disagree.
         let rows: [&[&str]; 4] = [&["ab", "a"], &["a", "z"], &["a", "", "x"], &["a", "z", ""]];
         let mut t = table(&rows);
-        assert_eq!(t.sort_dedup(3), 0);
+        t.sort_resolve(3, |r, _| panic!("dropped {r:?}"));
         let got: Vec<&str> = t.iter().collect();
         assert_eq!(got, ["a\0\0x", "a\0z", "a\0z\0", "ab\0a"]);
         for w in got.windows(2) {
@@ -184,19 +211,29 @@ mod tests {
     }
 
     #[test]
-    fn dedup_keeps_first_of_each_key() {
+    fn exact_copies_are_kept_once_and_conflicts_dropped_whole() {
         let mut t = table(&[
             &["2", "b"],
             &["1", "z"],
             &["2", "a"],
             &["1", "z"],
             &["10", "x"],
+            &["1", "z"],
         ]);
-        assert_eq!(t.sort_dedup(1), 2);
-        assert_eq!(t.iter().collect::<Vec<_>>(), ["1\0z", "10\0x", "2\0a"]);
-        assert_eq!(t.find("2"), Some(2));
+        let mut dropped = Vec::new();
+        t.sort_resolve(1, |r, conflict| dropped.push((r.to_owned(), conflict)));
+        assert_eq!(t.iter().collect::<Vec<_>>(), ["1\0z", "10\0x"]);
+        assert_eq!(
+            dropped,
+            [
+                ("1\0z".to_owned(), false),
+                ("1\0z".to_owned(), false),
+                ("2\0a".to_owned(), true),
+                ("2\0b".to_owned(), true),
+            ]
+        );
         assert_eq!(t.find("10"), Some(1));
-        assert_eq!(t.find("3"), None);
+        assert_eq!(t.find("2"), None);
         assert_eq!(t.get(0), "1\0z");
         assert_eq!(t.get(9), "");
     }
@@ -206,8 +243,10 @@ mod tests {
         let mut t = table(&[&["c"], &["a"], &["b"], &[""]]);
         t.retain(|r| r != "a");
         assert_eq!(t.len(), 3);
-        assert_eq!(t.sort_dedup(1), 0);
-        assert_eq!(t.iter().collect::<Vec<_>>(), ["", "b", "c"]);
+        t.retain_at(|pos, _| pos != 0);
+        assert_eq!(t.len(), 2);
+        t.sort_resolve(1, |r, _| panic!("dropped {r:?}"));
+        assert_eq!(t.iter().collect::<Vec<_>>(), ["", "b"]);
     }
 
     #[test]
