@@ -9,8 +9,9 @@ use sds_store::SnapshotId;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Exit status of `once` when the mass-change guard held the snapshot: not a crash, but not
-/// something a cron job should report as success either.
+/// Exit status of `once` when the snapshot was held (by the mass-change guard, or because the
+/// export fails the publish gate's validation): not a crash, but not something a cron job should
+/// report as success either.
 pub const EXIT_HELD: u8 = 3;
 
 /// Exports a school SIS database as Microsoft School Data Sync CSV files and delivers them
@@ -30,8 +31,9 @@ pub struct Cli {
 pub enum Verb {
     /// Run one export now: read the SIS, build the files, compare with the last snapshot, and
     /// when something changed publish it and deliver it to every destination (one attempt each,
-    /// plus anything still pending). Exit 0 on success or no change, 3 when the mass-change
-    /// guard held the snapshot, 1 on any error or failed delivery.
+    /// plus anything still pending). Exit 0 on success or no change, 3 when the snapshot was held
+    /// (by the mass-change guard, or because it fails validation), 1 on any error or failed
+    /// delivery.
     Once {
         /// Build and compare, print per-file counts and what the guard would say; change nothing.
         #[arg(long)]
@@ -57,15 +59,22 @@ pub enum Verb {
         #[arg(long, default_value_t = 10)]
         runs: u32,
     },
-    /// Check a folder of SDS CSV files (ours or anyone's) against the rules of a format:
-    /// file names, exact headers, CSV shape, required values, unique IDs, references. Needs no
-    /// config. Exit 0 when there is no error (warnings are printed too).
+    /// Check a folder of SDS CSV files (ours or anyone's) the way SDS reads them: file names
+    /// and the file set, columns by header name (optional ones accepted), CSV shape, required
+    /// values, unique IDs, usernames, references, enumerations. One line per finding
+    /// (file:line [column]), then a summary. Needs no config. Exit 1 on any error (warnings
+    /// alone exit 0).
     Validate {
         /// The folder holding the CSV files.
         dir: PathBuf,
         /// The SDS format the files claim to be.
-        #[arg(long, value_parser = ["v1", "v2", "v2.1"])]
-        format: String,
+        #[arg(long, value_enum)]
+        format: sds_core::Format,
+        /// Also hold the files to sds-sync's own conventions: the exact canonical header, rows
+        /// sorted by key, CRLF line ends, no byte-order mark, quotes only where needed, no
+        /// unknown file. What every export passes before it is published.
+        #[arg(long)]
+        strict: bool,
     },
     /// Publish a snapshot the mass-change guard held, after checking that its data is right,
     /// and deliver it.
@@ -76,8 +85,13 @@ pub enum Verb {
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Verb::Validate { dir, format } = &cli.verb {
-        return validate(dir, format);
+    if let Verb::Validate {
+        dir,
+        format,
+        strict,
+    } = &cli.verb
+    {
+        return validate(dir, *format, *strict);
     }
     let cfg = Config::load(&cli.config).context("cannot load the configuration")?;
     logging::init(&cfg.log).context("cannot set up logging")?;
@@ -102,7 +116,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(match report.outcome {
                 ExportOutcome::Held { snapshot_id, .. } => {
                     eprintln!(
-                        "sds-sync: snapshot {snapshot_id} held by the mass-change guard (see the log); `sds-sync approve {snapshot_id}` publishes it"
+                        "sds-sync: snapshot {snapshot_id} held, not published (`sds-sync status` shows why); `sds-sync approve {snapshot_id}` publishes it"
                     );
                     ExitCode::from(EXIT_HELD)
                 }
@@ -138,15 +152,13 @@ fn unreachable_validate() -> anyhow::Result<ExitCode> {
     anyhow::bail!("validate is handled before the configuration is loaded")
 }
 
-fn validate(dir: &std::path::Path, format: &str) -> anyhow::Result<ExitCode> {
-    use sds_core::Format;
-    use sds_core::validate::{Severity, validate_set_all};
-    let format = match format {
-        "v1" => Format::V1,
-        "v2" => Format::V2,
-        _ => Format::V2_1,
-    };
-    let mut files = Vec::new();
+fn validate(
+    dir: &std::path::Path,
+    format: sds_core::Format,
+    strict: bool,
+) -> anyhow::Result<ExitCode> {
+    use sds_core::validate::{SetCheck, Severity};
+    let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the folder {}", dir.display()))?
     {
@@ -157,39 +169,47 @@ fn validate(dir: &std::path::Path, format: &str) -> anyhow::Result<ExitCode> {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         if is_csv && path.is_file() {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            files.push((name, bytes));
+            names.push(
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
         }
     }
-    files.sort();
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(n, b)| (n.as_str(), b.as_slice()))
-        .collect();
-    let violations = validate_set_all(format, &refs);
-    let errors = violations
+    names.sort();
+    // One file in memory at a time, each after the files it refers to.
+    let mut set = SetCheck::new(format, strict);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    for level in set.plan(&refs) {
+        for planned in level {
+            let path = dir.join(&planned.name);
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let mut check = set.file(&planned);
+            check.check_bytes(&bytes);
+            let done = check.finish();
+            set.absorb(done);
+        }
+    }
+    let findings = set.finish();
+    let errors = findings
         .iter()
         .filter(|v| v.severity == Severity::Error)
         .count();
-    for v in &violations {
+    for v in &findings {
         println!("{v}");
     }
     println!(
-        "{}: {} file(s), {errors} error(s), {} warning(s)",
+        "{}: {} file(s), {errors} error(s), {} warning(s) (SDS {format}{})",
         dir.display(),
-        files.len(),
-        violations.len() - errors
+        names.len(),
+        findings.len() - errors,
+        if strict { ", strict" } else { "" }
     );
     if errors > 0 {
         anyhow::bail!(
-            "{errors} error(s) in {} against SDS {}",
-            dir.display(),
-            format.as_str()
+            "{errors} error(s) in {} against SDS {format}",
+            dir.display()
         );
     }
     Ok(ExitCode::SUCCESS)

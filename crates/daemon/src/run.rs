@@ -10,6 +10,7 @@ use chrono::Utc;
 use sds_core::contract::MAX_COLUMNS;
 use sds_core::diff::{ContentHash, DiffError, FileDiff, HashingWriter, diff_files_by_entity};
 use sds_core::guard::{GuardVerdict, evaluate};
+use sds_core::validate::{FileDone, Planned, SetCheck, Severity, Violation};
 use sds_core::{Builder, Built, Entity, FileSpec};
 use sds_deliver::email::EmailDestination;
 use sds_deliver::ftp::FtpDestination;
@@ -278,8 +279,9 @@ pub async fn extract_and_build(cfg: &Config, source: &Source) -> anyhow::Result<
             .into());
         }
     }
-    for (file, reason, count) in built.drops() {
-        warn!(file, reason = %reason, count, "rows dropped");
+    // Stable fields: file, reason, count, ids (up to 20, the smallest).
+    for d in built.drops() {
+        warn!(file = d.file, reason = %d.reason, count = d.count, ids = ?d.ids, "rows dropped");
     }
     for w in built.warnings() {
         warn!(warning = %w, "export warning");
@@ -332,22 +334,82 @@ async fn read_all(
     Ok(())
 }
 
-/// Writes every file of `built` into `dir`, hashing as it writes. Durability is the store's:
+/// Writes every file of `built` into `dir`, hashing as it writes, and checks every row as it is
+/// written against the rules of `sds-sync validate --strict` (the publish gate): one rendering
+/// feeds the file, its hash and the check; nothing is read back. Files go level by level, each
+/// after the files it refers to (the check needs their IDs), the files of a level in parallel.
+/// Returns the manifest in file order and the gate's findings. Durability is the store's:
 /// `Store::publish`/`hold` check and fsync every staged file before moving the folder.
-pub fn write_files(built: &Built, dir: &Path) -> anyhow::Result<Vec<FileManifest>> {
-    per_file(built, |spec| {
-        let path = dir.join(spec.name);
-        let write = || -> std::io::Result<FileManifest> {
-            let file = fs::File::create(&path)?;
-            let mut w = HashingWriter::new(BufWriter::new(file));
-            built.write_file(spec.name, &mut w)?;
-            let (buf, hash) = w.finish();
-            // Flushes, so a full disk is reported here, with the file's name.
-            buf.into_inner().map_err(|e| e.into_error())?;
-            Ok(manifest_of(built, spec, hash))
-        };
-        write().with_context(|| format!("cannot write {} (is the disk full?)", path.display()))
-    })
+pub fn write_files(
+    built: &Built,
+    dir: &Path,
+) -> anyhow::Result<(Vec<FileManifest>, Vec<Violation>)> {
+    let mut gate = SetCheck::new(built.format(), true);
+    let names: Vec<&str> = built.files().iter().map(|f| f.name).collect();
+    let mut manifest: Vec<Option<FileManifest>> = built.files().iter().map(|_| None).collect();
+    for level in gate.plan(&names) {
+        let done = std::thread::scope(|scope| {
+            let gate = &gate;
+            let handles = level
+                .iter()
+                .map(|planned| {
+                    std::thread::Builder::new()
+                        .name("sds-render".into())
+                        .spawn_scoped(scope, move || write_checked(built, dir, gate, planned))
+                        .context("cannot start a thread to write the files")
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().map_err(|_| {
+                        anyhow!("a file writer thread panicked (a bug: please report it)")
+                    })?
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?;
+        for (m, checked) in done {
+            if let Some(slot) = built
+                .files()
+                .iter()
+                .position(|f| f.name == m.name)
+                .and_then(|i| manifest.get_mut(i))
+            {
+                *slot = Some(m);
+            }
+            gate.absorb(checked);
+        }
+    }
+    let manifest = manifest
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| anyhow!("a file of the export was not written (a bug: please report it)"))?;
+    Ok((manifest, gate.finish()))
+}
+
+/// One file of [`write_files`]: written, hashed and checked in one rendering.
+fn write_checked(
+    built: &Built,
+    dir: &Path,
+    gate: &SetCheck,
+    planned: &Planned,
+) -> anyhow::Result<(FileManifest, FileDone)> {
+    let spec = planned.spec;
+    let path = dir.join(spec.name);
+    let mut check = gate.file(planned);
+    check.header(&spec.header());
+    let mut write = || -> std::io::Result<FileManifest> {
+        let file = fs::File::create(&path)?;
+        let mut w = HashingWriter::new(BufWriter::new(file));
+        built.write_file_to(spec.name, &mut w, &mut check)?;
+        let (buf, hash) = w.finish();
+        // Flushes, so a full disk is reported here, with the file's name.
+        buf.into_inner().map_err(|e| e.into_error())?;
+        Ok(manifest_of(built, spec, hash))
+    };
+    let m =
+        write().with_context(|| format!("cannot write {} (is the disk full?)", path.display()))?;
+    Ok((m, check.finish()))
 }
 
 /// The manifest `write_files` would produce, computed by rendering every file into a hashing
@@ -547,7 +609,26 @@ pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Resul
     let staging = store
         .new_staging()
         .context("cannot create a staging folder in the state directory")?;
-    let mut manifest = write_files(&built, staging.path())?;
+    let (mut manifest, gate) = write_files(&built, staging.path())?;
+    // The publish gate: what is left after the drops must pass `validate --strict`.
+    #[allow(unused_mut)]
+    let mut invalid: Vec<Violation> = gate
+        .into_iter()
+        .filter(|v| v.severity == Severity::Error)
+        .collect();
+    // The builder drops everything the gate would reject, so no SIS data reaches this hold;
+    // debug builds (the tests) can fake a finding to prove the hold works end to end.
+    #[cfg(debug_assertions)]
+    if let Ok(file) = std::env::var("SDS_SYNC_TEST_INVALID") {
+        invalid.push(Violation {
+            file,
+            line: Some(2),
+            column: None,
+            message: "a finding injected by SDS_SYNC_TEST_INVALID (debug builds only)".into(),
+            severity: Severity::Error,
+            rule: "test",
+        });
+    }
     let prev_dir = previous
         .as_ref()
         .filter(|p| p.folder_present)
@@ -606,7 +687,9 @@ pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Resul
 
     let guarded: Vec<(&str, FileDiff)> = guarded.iter().map(|(l, d)| (l.as_str(), *d)).collect();
     let verdict: GuardVerdict = evaluate(&cfg.guard, &guarded, previous.is_none());
-    let reasons: Vec<String> = verdict.trips.iter().map(|t| t.to_string()).collect();
+    let mut reasons: Vec<String> = verdict.trips.iter().map(|t| t.to_string()).collect();
+    reasons.extend(invalid.iter().map(|v| format!("invalid: {v}")));
+    let held = verdict.held() || !invalid.is_empty();
     if dry_run {
         staging
             .discard()
@@ -615,25 +698,59 @@ pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Resul
             previous_snapshot,
             files,
             outcome: ExportOutcome::DryRun {
-                would_publish: !verdict.held(),
+                would_publish: !held,
                 held_reasons: reasons,
             },
         });
     }
-    if verdict.held() {
-        let guard_json = serde_json::to_value(&verdict.trips).unwrap_or(serde_json::Value::Null);
+    if held {
+        // One list of reasons for `status`: the guard's trips, then the gate's findings.
+        let mut why: Vec<serde_json::Value> = verdict
+            .trips
+            .iter()
+            .filter_map(|t| serde_json::to_value(t).ok())
+            .collect();
+        why.extend(invalid.iter().map(|v| {
+            serde_json::json!({
+                "file": v.file,
+                "rule": "invalid",
+                "check": v.rule,
+                "line": v.line,
+                "column": v.column,
+                "message": v.message,
+            })
+        }));
         let id = store
-            .hold(staging, manifest, built.format().as_str(), &guard_json)
+            .hold(
+                staging,
+                manifest,
+                built.format().as_str(),
+                &serde_json::Value::Array(why),
+            )
             .await
             .context("cannot record the held snapshot")?;
         for t in &verdict.trips {
             error!(snapshot_id = id.0, file = %t.file, rule = t.rule.as_str(), rows_old = t.rows_old, rows_new = t.rows_new, count = t.count, percent = t.percent, threshold = t.threshold, "mass-change guard tripped");
         }
-        error!(
-            snapshot_id = id.0,
-            "snapshot held by the mass-change guard and not published; check the SIS, then run `sds-sync approve {}` to publish it anyway",
-            id.0
-        );
+        // Values can be usernames: the log names the place, `status` shows the message.
+        for v in &invalid {
+            error!(snapshot_id = id.0, file = %v.file, line = v.line, column = v.column.as_deref(), check = v.rule, "export fails validation");
+        }
+        if !invalid.is_empty() {
+            error!(
+                snapshot_id = id.0,
+                errors = invalid.len(),
+                "snapshot held: the export breaks rules SDS enforces (a bug of sds-sync: please report it); `sds-sync status` lists them, `sds-sync approve {}` publishes it anyway",
+                id.0
+            );
+        }
+        if verdict.held() {
+            error!(
+                snapshot_id = id.0,
+                "snapshot held by the mass-change guard and not published; check the SIS, then run `sds-sync approve {}` to publish it anyway",
+                id.0
+            );
+        }
         return Ok(ExportReport {
             previous_snapshot,
             files,

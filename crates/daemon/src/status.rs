@@ -168,6 +168,21 @@ pub async fn show(store: &Store, json: bool, runs: u32) -> anyhow::Result<()> {
                 for t in trips {
                     let file = t.get("file").and_then(|v| v.as_str()).unwrap_or("?");
                     let rule = t.get("rule").and_then(|v| v.as_str()).unwrap_or("?");
+                    // A rule of the publish gate: where, and what.
+                    if let Some(message) = t.get("message").and_then(|v| v.as_str()) {
+                        let line = t
+                            .get("line")
+                            .and_then(|v| v.as_u64())
+                            .map(|l| format!(":{l}"))
+                            .unwrap_or_default();
+                        let column = t
+                            .get("column")
+                            .and_then(|v| v.as_str())
+                            .map(|c| format!(" [{c}]"))
+                            .unwrap_or_default();
+                        writeln!(out, "    {file}{line}{column}: {rule}: {message}")?;
+                        continue;
+                    }
                     let count = t.get("count").and_then(|v| v.as_u64()).unwrap_or(0);
                     let old = t.get("rows_old").and_then(|v| v.as_u64()).unwrap_or(0);
                     writeln!(out, "    {file}: {rule} {count} of {old} rows")?;

@@ -68,3 +68,66 @@ fn a_wrong_header_or_format_fails_naming_the_file() {
     assert!(!ok, "{text}");
     assert!(text.contains("users.csv"), "{text}");
 }
+
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sds-sync"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn strict_adds_our_conventions_and_findings_name_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    write_v1(
+        dir.path(),
+        "SIS ID,School SIS ID,First Name,Last Name,Username,Password",
+    );
+    // LF line ends and a reordered header: fine for SDS, not sds-sync's canonical form.
+    fs::write(
+        dir.path().join("School.csv"),
+        "Name,SIS ID\n\"North\",001\n",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let (code, text) = run(&["validate", path, "--format", "v1"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("6 file(s), 0 error(s), 0 warning(s) (SDS v1)"),
+        "{text}"
+    );
+    let (code, text) = run(&["validate", path, "--format", "v1", "--strict"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("School.csv:1: header is"), "{text}");
+    assert!(
+        text.contains("School.csv:2: line ends with LF alone"),
+        "{text}"
+    );
+    assert!(text.contains("(SDS v1, strict)"), "{text}");
+
+    // A finding about one value names its line and column.
+    fs::write(dir.path().join("School.csv"), "SIS ID,Name\r\n001,\r\n").unwrap();
+    let (code, text) = run(&["validate", path, "--format", "v1"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("School.csv:2 [Name]: required value is blank"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unknown_format_is_refused_with_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, text) = run(&["validate", dir.path().to_str().unwrap(), "--format", "v3"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("v1") && text.contains("v2") && text.contains("v2.1"),
+        "{text}"
+    );
+}

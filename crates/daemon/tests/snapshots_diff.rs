@@ -6,18 +6,19 @@
 //! Every expected number is derived by hand from `deploy/sis/demo-data.sql` and the SQL each test
 //! runs, never from the program's output. The demo SIS with all its active schools exported:
 //! - schools 001, 002, 003 (099 is inactive): 3;
-//! - students: 33 minus the inactive 000131 and 004513: 31; 30 of them have an e-mail (not
-//!   000130), hence 30 licence rows;
+//! - students: 33 minus the inactive 000131 and 004513 minus 000130, which has no e-mail and so
+//!   no username (dropped, `no_username`): 30, each with a licence row;
 //! - teacher rows (teacher, school): 10 staff_schools rows minus 1008@002 (inactive teacher) and
 //!   1002@099 (school not exported): 8, for 7 distinct teachers (1001-1007);
 //! - sections: 12 minus 099-WOOD-01 (school not exported): 11 (001-HR-7A is kept, named after its
 //!   course code);
-//! - student enrollments: 90 minus the dropped one (000133 SCI8) minus 000131's (inactive): 88;
+//! - student enrollments: 90 minus the dropped one (000133 SCI8) minus 000131's (inactive) minus
+//!   000130's 3 (no username): 85;
 //! - teacher rosters: 12 sections minus 002-USHIST-01 (no teacher), 002-FR2-01 (inactive 1008),
 //!   099-WOOD-01 (section not exported): 9.
 //!
-//! v2 `users.csv` = 31 students + 7 teachers = 38, `enrollments.csv` = 88 + 9 = 97; v2.1
-//! `roles.csv` = 31 student rows + 8 teacher-school rows = 39.
+//! v2 `users.csv` = 30 students + 7 teachers = 37, `enrollments.csv` = 85 + 9 = 94; v2.1
+//! `roles.csv` = 30 student rows + 8 teacher-school rows = 38.
 
 mod support;
 
@@ -157,27 +158,27 @@ fn exact_counts_v1() {
         &[
             ("School.csv", 3),
             ("Section.csv", 11),
-            ("Student.csv", 31),
+            ("Student.csv", 30),
             ("Teacher.csv", 8),
-            ("StudentEnrollment.csv", 88),
+            ("StudentEnrollment.csv", 85),
             ("TeacherRoster.csv", 9),
             ("License.csv", 30),
         ],
         &[
             ("School.csv", 3, 0, 0, 0),
             ("Section.csv", 11, 0, 0, 0),
-            ("Student.csv", 32, 1, 0, 1),
+            ("Student.csv", 31, 1, 0, 1),
             ("Teacher.csv", 7, 0, 1, 0),
-            ("StudentEnrollment.csv", 89, 1, 0, 0),
+            ("StudentEnrollment.csv", 86, 1, 0, 0),
             ("TeacherRoster.csv", 9, 0, 0, 0),
             ("License.csv", 31, 2, 1, 0),
         ],
         &[
             ("School.csv", 3, 0, 0, 1),
             ("Section.csv", 11, 0, 0, 2),
-            ("Student.csv", 32, 0, 0, 0),
+            ("Student.csv", 31, 0, 0, 0),
             ("Teacher.csv", 7, 0, 0, 0),
-            ("StudentEnrollment.csv", 88, 0, 1, 0),
+            ("StudentEnrollment.csv", 85, 0, 1, 0),
             ("TeacherRoster.csv", 9, 0, 0, 0),
             ("License.csv", 31, 0, 0, 0),
         ],
@@ -190,21 +191,21 @@ fn exact_counts_v2() {
         "v2",
         &[
             ("orgs.csv", 3),
-            ("users.csv", 38),
+            ("users.csv", 37),
             ("classes.csv", 11),
-            ("enrollments.csv", 97),
+            ("enrollments.csv", 94),
         ],
         &[
             ("orgs.csv", 3, 0, 0, 0),
-            ("users.csv", 39, 1, 0, 2),
+            ("users.csv", 38, 1, 0, 2),
             ("classes.csv", 11, 0, 0, 0),
-            ("enrollments.csv", 98, 1, 0, 0),
+            ("enrollments.csv", 95, 1, 0, 0),
         ],
         &[
             ("orgs.csv", 3, 0, 0, 1),
-            ("users.csv", 39, 0, 0, 0),
+            ("users.csv", 38, 0, 0, 0),
             ("classes.csv", 11, 0, 0, 2),
-            ("enrollments.csv", 97, 0, 1, 0),
+            ("enrollments.csv", 94, 0, 1, 0),
         ],
     );
 }
@@ -215,24 +216,24 @@ fn exact_counts_v2_1() {
         "v2.1",
         &[
             ("orgs.csv", 3),
-            ("users.csv", 38),
-            ("roles.csv", 39),
+            ("users.csv", 37),
+            ("roles.csv", 38),
             ("classes.csv", 11),
-            ("enrollments.csv", 97),
+            ("enrollments.csv", 94),
         ],
         &[
             ("orgs.csv", 3, 0, 0, 0),
-            ("users.csv", 39, 1, 0, 1),
-            ("roles.csv", 39, 1, 1, 0),
+            ("users.csv", 38, 1, 0, 1),
+            ("roles.csv", 38, 1, 1, 0),
             ("classes.csv", 11, 0, 0, 0),
-            ("enrollments.csv", 98, 1, 0, 0),
+            ("enrollments.csv", 95, 1, 0, 0),
         ],
         &[
             ("orgs.csv", 3, 0, 0, 1),
-            ("users.csv", 39, 0, 0, 0),
-            ("roles.csv", 39, 0, 0, 0),
+            ("users.csv", 38, 0, 0, 0),
+            ("roles.csv", 38, 0, 0, 0),
             ("classes.csv", 11, 0, 0, 2),
-            ("enrollments.csv", 97, 0, 1, 0),
+            ("enrollments.csv", 94, 0, 1, 0),
         ],
     );
 }
@@ -462,7 +463,7 @@ fn dry_run_changes_nothing_and_prints_the_guard_verdict() {
     assert!(dry.stdout.contains("guard: pass"), "{}", dry.stdout);
     assert_eq!(
         counts_from_dry_run(&dry.stdout)["Student.csv"],
-        (31, Some([0, 0, 1]))
+        (30, Some([0, 0, 1]))
     );
     let status = before.assert_same(&env, "dry run, small change");
     assert_eq!(
@@ -471,8 +472,8 @@ fn dry_run_changes_nothing_and_prints_the_guard_verdict() {
         "a dry run is no run"
     );
 
-    // 4 of 31 students gone (12.90% > 10%), with their 4+4+4+2 = 14 of 88 enrollments
-    // (15.91%) and 4 of 30 licence rows, plus 000123's old licence row (its display name
+    // 4 of 30 students gone (13.33% > 10%), with their 4+4+4+2 = 14 of 85 enrollments
+    // (16.47%) and 4 of 30 licence rows, plus 000123's old licence row (its display name
     // changed above): 5 of 30 (16.67%). The dry run says HOLD, and holds nothing.
     env.sql(
         "DELETE FROM students WHERE student_number IN ('004501', '004502', '004503', '004504');",
@@ -481,8 +482,8 @@ fn dry_run_changes_nothing_and_prints_the_guard_verdict() {
     dry.expect_code(0);
     assert!(dry.stdout.contains("guard: HOLD"), "{}", dry.stdout);
     for reason in [
-        "Student.csv: 4 removed of 31 rows (12.90% > 10%)",
-        "StudentEnrollment.csv: 14 removed of 88 rows (15.91% > 10%)",
+        "Student.csv: 4 removed of 30 rows (13.33% > 10%)",
+        "StudentEnrollment.csv: 14 removed of 85 rows (16.47% > 10%)",
         "License.csv: 5 removed of 30 rows (16.67% > 10%)",
     ] {
         assert!(dry.stdout.contains(reason), "{reason}\n{}", dry.stdout);
@@ -496,7 +497,7 @@ fn dry_run_changes_nothing_and_prints_the_guard_verdict() {
     );
     assert_eq!(
         counts_from_dry_run(&dry.stdout)["Student.csv"],
-        (27, Some([0, 4, 1]))
+        (26, Some([0, 4, 1]))
     );
     let status = before.assert_same(&env, "dry run, guard would hold");
     assert_eq!(

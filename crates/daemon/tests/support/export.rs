@@ -1,10 +1,11 @@
 //! Harness of `demo_formats` and `cross_db`: runs the real `sds-sync once` on a source URL with a
-//! temporary config (fresh state folder, one local destination), reads the delivered files back,
-//! and checks them with the independent validator `sds_core::validate`.
+//! temporary config (fresh state folder, one local destination), runs the real
+//! `sds-sync validate --strict` on the delivered folder (it must exit 0), reads the files back,
+//! and checks them with the validator `sds_core::validate` (strict) too.
 
 use super::sds_command;
 use sds_core::Format;
-use sds_core::validate::{Severity, Violation, validate_set, validate_set_all};
+use sds_core::validate::{Severity, Violation, validate_set};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -59,12 +60,9 @@ pub const V21_ALL: Export = Export {
 
 impl Export {
     pub fn sds_format(&self) -> Format {
-        match self.format {
-            "v1" => Format::V1,
-            "v2" => Format::V2,
-            "v2.1" => Format::V2_1,
-            other => panic!("unknown format {other}"),
-        }
+        self.format
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {e}", self.format))
     }
 }
 
@@ -140,6 +138,22 @@ pub fn run_export(url: &str, export: &Export) -> Files {
         output.status
     );
 
+    // What `once` delivered passes `sds-sync validate --strict`, as SDS and our conventions want.
+    let validate = sds_command(|k| k.starts_with("SDS_SYNC"))
+        .arg("validate")
+        .arg(&out)
+        .args(["--format", export.format, "--strict"])
+        .output()
+        .expect("run sds-sync validate");
+    assert!(
+        validate.status.success(),
+        "sds-sync validate --strict on what `once` delivered ({} from {url}) exited with {}:\n{}{}",
+        export.format,
+        validate.status,
+        String::from_utf8_lossy(&validate.stdout),
+        String::from_utf8_lossy(&validate.stderr)
+    );
+
     let mut files = Files::new();
     let entries = std::fs::read_dir(&out)
         .unwrap_or_else(|e| panic!("no outbox {} after the run ({e}):\n{stderr}", out.display()));
@@ -176,21 +190,21 @@ fn listing(violations: &[Violation]) -> String {
         .collect::<String>()
 }
 
-/// Asserts the validator finds no error in the set; returns its warnings.
+/// Asserts the validator (strict: our own conventions too) finds no error in the set; returns
+/// its warnings.
 #[track_caller]
 pub fn assert_valid(format: Format, files: &Files, what: &str) -> Vec<Violation> {
     let set = as_set(files);
-    let errors = validate_set(format, &set);
+    let (errors, warnings): (Vec<Violation>, Vec<Violation>) = validate_set(format, &set, true)
+        .into_iter()
+        .partition(|v| v.severity == Severity::Error);
     assert!(
         errors.is_empty(),
         "{what}: the validator found {} violation(s):\n{}",
         errors.len(),
         listing(&errors)
     );
-    validate_set_all(format, &set)
-        .into_iter()
-        .filter(|v| v.severity == Severity::Warning)
-        .collect()
+    warnings
 }
 
 /// The text of one file (it must exist and be UTF-8).
