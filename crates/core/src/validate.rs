@@ -30,11 +30,12 @@ use crate::csvout::RowSink;
 use crate::format::{
     self, Column, FileKind, FileSpec, Format, Need, Presence, ROLES, Reference, Values,
 };
-use hashbrown::{DefaultHashBuilder, HashMap, HashSet};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// How bad a finding is: an error makes the set wrong for SDS (or, strict, for sds-sync's
 /// conventions); a warning is something SDS takes but that deserves a look.
@@ -180,11 +181,82 @@ pub struct Planned {
     pub name: String,
 }
 
-/// Usernames of one file: folded-name hash → (owner hash, first line).
+/// Usernames of one file, sorted: (folded-name hash, owner hash, line).
 struct Usernames {
     file: String,
     column: &'static str,
-    names: HashMap<u64, (u64, u64)>,
+    names: Vec<(u64, u64, u32)>,
+}
+
+/// The IDs of a file as 64-bit hashes, each with a byte of flags (a user's roles, whether it is
+/// someone's relation): 9 bytes an ID. The low byte of an entry holds the flags, the rest is
+/// the ID's hash. Later files add flags to the entries through a shared reference (atomics), so
+/// roles.csv and relationships.csv need no table of their own.
+#[derive(Default)]
+struct IdSet {
+    table: HashTable<AtomicU64>,
+}
+
+const FLAGS: u64 = 0xFF;
+
+/// The table's own hash of an entry: the ID hash without its flag byte, mixed again so that
+/// every bit hashbrown looks at is random (splitmix64's finaliser).
+fn slot(entry: u64) -> u64 {
+    let mut x = entry & !FLAGS;
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl IdSet {
+    fn reserve(&mut self, n: usize) {
+        self.table.reserve(n, |e| slot(e.load(Relaxed)));
+    }
+
+    fn insert(&mut self, id: u64, flags: u8) {
+        let key = id & !FLAGS;
+        match self
+            .table
+            .find_mut(slot(key), |e| e.load(Relaxed) & !FLAGS == key)
+        {
+            Some(e) => *e.get_mut() |= u64::from(flags),
+            None => {
+                self.table
+                    .insert_unique(slot(key), AtomicU64::new(key | u64::from(flags)), |e| {
+                        slot(e.load(Relaxed))
+                    });
+            }
+        }
+    }
+
+    /// Adds flags to an ID already in the set (never adds an ID).
+    fn flag(&self, id: u64, flags: u8) {
+        let key = id & !FLAGS;
+        if let Some(e) = self
+            .table
+            .find(slot(key), |e| e.load(Relaxed) & !FLAGS == key)
+        {
+            e.fetch_or(u64::from(flags), Relaxed);
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<u8> {
+        let key = id & !FLAGS;
+        self.table
+            .find(slot(key), |e| e.load(Relaxed) & !FLAGS == key)
+            .map(|e| (e.load(Relaxed) & FLAGS) as u8)
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.get(id).is_some()
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (u64, u8)> + '_ {
+        self.table.iter().map(|e| {
+            let e = e.load(Relaxed);
+            (e & !FLAGS, (e & FLAGS) as u8)
+        })
+    }
 }
 
 /// The state of checking one set: what the files checked so far provide to the next ones.
@@ -196,50 +268,41 @@ pub struct SetCheck {
     /// Every file of the set that matched the format, in table order.
     present: Vec<Planned>,
     /// Complete ID sets, by table file name. A file that is absent, unreadable or lacks its ID
-    /// column has none: references to it are not checked (no cascades).
-    ids: HashMap<&'static str, HashSet<u64>>,
-    /// v2 `users.csv` / v2.1 `roles.csv`: user → bit set of [`ROLES`] (bit 63: a role outside
-    /// Microsoft's list).
-    user_roles: Option<HashMap<u64, u64>>,
-    /// v2.1: users named in `relationships.csv` (guardians need no role).
-    related: HashSet<u64>,
-    /// v2.1 `users.csv`: user → line, for the "no role" rule.
+    /// column has none: references to it are not checked (no cascades). The users of v2/v2.1
+    /// carry their roles as flags (from `users.csv` in v2, `roles.csv` in v2.1).
+    ids: HashMap<&'static str, IdSet>,
+    /// v2.1 `users.csv`: user → line, for the lines of the "no role" rule (not strict: the gate
+    /// keeps no line per user).
     user_lines: HashMap<u64, u64>,
     usernames: Vec<Usernames>,
-    /// v1 `Student.csv`, for `License.csv`: hash(display name, username) → (rows, username is a
-    /// full address, first line).
-    students: HashMap<u64, (u32, bool, u64)>,
-    /// v1 `License.csv`: how many rows used each student key.
-    license_used: HashMap<u64, u32>,
+    /// v1 `Student.csv` when the set has `License.csv`: (hash of display name and username, with
+    /// the lowest bit set when the username is a full address; line), sorted.
+    students: Vec<(u64, u32)>,
+    /// v1 `License.csv`: which of `students` a licence row matched.
+    license_used: Vec<bool>,
     files: Vec<(usize, Vec<Violation>)>,
 }
 
-/// Bit of a role outside Microsoft's default list.
-const OTHER_ROLE: u64 = 1 << 63;
+/// A user's roles in one byte: student, teacher and guardian exactly, the other roles of
+/// Microsoft's list folded onto three bits (so a mix-up between two staff roles can go unseen,
+/// never a false alarm), one bit for a role outside the list (which matches anything); and one
+/// bit for "named in relationships.csv".
+const ROLE_OTHER: u8 = 0x80;
+const RELATED: u8 = 0x40;
+const ROLE_MASK: u8 = !RELATED;
 
-fn role_bit(role: &str) -> u64 {
+fn role_flag(role: &str) -> u8 {
     match ROLES
         .values
         .iter()
         .position(|v| v.eq_ignore_ascii_case(role))
     {
-        Some(i) if i < 63 => 1 << i,
-        _ => OTHER_ROLE,
+        Some(0) => 1,
+        Some(1) => 2,
+        Some(i) if ROLES.values.get(i) == Some(&"guardian") => 4,
+        Some(i) => 8 << (i % 3),
+        None => ROLE_OTHER,
     }
-}
-
-fn role_names(mask: u64) -> String {
-    let mut names: Vec<&str> = ROLES
-        .values
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i < 63 && mask & (1 << i) != 0)
-        .map(|(_, v)| *v)
-        .collect();
-    if names.is_empty() {
-        names.push("nothing");
-    }
-    names.join(" and ")
 }
 
 impl SetCheck {
@@ -251,12 +314,10 @@ impl SetCheck {
             sink: Sink::default(),
             present: Vec::new(),
             ids: HashMap::new(),
-            user_roles: None,
-            related: HashSet::new(),
             user_lines: HashMap::new(),
             usernames: Vec::new(),
-            students: HashMap::new(),
-            license_used: HashMap::new(),
+            students: Vec::new(),
+            license_used: Vec::new(),
             files: Vec::new(),
         }
     }
@@ -418,8 +479,6 @@ impl SetCheck {
             ids,
             user_lines,
             usernames,
-            roles,
-            related,
             students,
             license_used,
         } = done;
@@ -439,13 +498,6 @@ impl SetCheck {
         if let Some(u) = usernames {
             self.usernames.push(u);
         }
-        if let Some(roles) = roles {
-            let all = self.user_roles.get_or_insert_with(HashMap::new);
-            for (user, mask) in roles {
-                *all.entry(user).or_insert(0) |= mask;
-            }
-        }
-        self.related.extend(related);
         if let Some(s) = students {
             self.students = s;
         }
@@ -456,22 +508,29 @@ impl SetCheck {
 
     /// The rules across files that need every file checked; returns all findings.
     pub fn finish(mut self) -> Vec<Violation> {
-        // Usernames shared between files (within a file they were reported as found).
+        // Usernames shared between two files (within a file they are the file's finding).
         for i in 0..self.usernames.len() {
             for j in 0..i {
                 let (a, b) = (&self.usernames[j], &self.usernames[i]);
-                let mut clashes: Vec<(u64, u64)> = b
-                    .names
-                    .iter()
-                    .filter_map(|(name, (_, line))| a.names.get(name).map(|(_, l)| (*line, *l)))
-                    .collect();
+                let mut clashes = Vec::new();
+                let (mut x, mut y) = (0, 0);
+                while let (Some(ea), Some(eb)) = (a.names.get(x), b.names.get(y)) {
+                    match ea.0.cmp(&eb.0) {
+                        std::cmp::Ordering::Less => x += 1,
+                        std::cmp::Ordering::Greater => y += 1,
+                        std::cmp::Ordering::Equal => {
+                            clashes.push((eb.2, ea.2));
+                            y += 1;
+                        }
+                    }
+                }
                 clashes.sort_unstable();
                 for (line, other) in clashes {
                     self.sink.add(
                         Severity::Error,
                         "unique_username",
                         &b.file,
-                        Some(line),
+                        Some(u64::from(line)),
                         Some(b.column),
                         format!(
                             "the username is also the username of {} line {other} (usernames are compared ignoring case)",
@@ -482,13 +541,13 @@ impl SetCheck {
             }
         }
         if self.format == Format::V2_1
-            && let Some(roles) = &self.user_roles
+            && self.is_present(format::name::ROLES)
+            && let Some(users) = self.ids.get(format::name::USERS)
         {
-            let mut lonely: Vec<u64> = self
-                .user_lines
-                .iter()
-                .filter(|(user, _)| !roles.contains_key(*user) && !self.related.contains(*user))
-                .map(|(_, line)| *line)
+            let mut lonely: Vec<Option<u64>> = users
+                .entries()
+                .filter(|(_, flags)| flags & ROLE_MASK == 0 && flags & RELATED == 0)
+                .map(|(user, _)| self.user_lines.get(&user).copied())
                 .collect();
             lonely.sort_unstable();
             for line in lonely {
@@ -496,37 +555,33 @@ impl SetCheck {
                     Severity::Error,
                     "no_role",
                     format::name::USERS,
-                    Some(line),
+                    line,
                     Some(format::col::roster::SOURCED_ID),
-                    "this user has no row in roles.csv and is no one's relation in relationships.csv",
+                    "a user has no row in roles.csv and is no one's relation in relationships.csv",
                 );
             }
         }
-        if self.is_present(format::name::LICENSE) {
-            let mut missing: Vec<u64> = self
-                .students
-                .iter()
-                .filter(|(key, (count, full, _))| {
-                    *full && self.license_used.get(*key).copied().unwrap_or(0) < *count
-                })
-                .map(|(_, (_, _, line))| *line)
-                .collect();
-            missing.sort_unstable();
+        // License.csv's check sized `license_used` after the students (unless it could not be
+        // read: then nothing is reported, no cascade).
+        if self.is_present(format::name::LICENSE) && self.license_used.len() == self.students.len()
+        {
             let student = self
                 .present
                 .iter()
                 .find(|p| p.spec.kind == FileKind::Student)
                 .map_or(format::name::STUDENT, |p| p.name.as_str())
                 .to_owned();
-            for line in missing {
-                self.sink.add(
-                    Severity::Error,
-                    "license",
-                    &student,
-                    Some(line),
-                    None,
-                    "this student has a user@domain username but no License.csv row",
-                );
+            for ((key, line), used) in self.students.iter().zip(&self.license_used) {
+                if key & 1 == 1 && !used {
+                    self.sink.add(
+                        Severity::Error,
+                        "license",
+                        &student,
+                        Some(u64::from(*line)),
+                        None,
+                        "this student has a user@domain username but no License.csv row",
+                    );
+                }
             }
         }
         let mut out = std::mem::take(&mut self.sink).finish();
@@ -576,13 +631,21 @@ impl Layout {
 pub struct FileDone {
     spec: &'static FileSpec,
     findings: Vec<Violation>,
-    ids: Option<HashSet<u64>>,
+    ids: Option<IdSet>,
     user_lines: Option<HashMap<u64, u64>>,
     usernames: Option<Usernames>,
-    roles: Option<HashMap<u64, u64>>,
-    related: HashSet<u64>,
-    students: Option<HashMap<u64, (u32, bool, u64)>>,
-    license_used: Option<HashMap<u64, u32>>,
+    students: Option<Vec<(u64, u32)>>,
+    license_used: Option<Vec<bool>>,
+}
+
+/// The last value of a reference column and whether it resolved: sorted files repeat it row
+/// after row (every enrollment of a class), and one lookup serves them all.
+#[derive(Default)]
+struct LastRef {
+    value: String,
+    /// The flags of the ID it resolved to; `None` before the first row and when it did not
+    /// resolve.
+    flags: Option<u8>,
 }
 
 /// The checker of one file. Feed it either the file's bytes ([`FileCheck::check_bytes`]), or
@@ -594,25 +657,31 @@ pub struct FileCheck<'a> {
     name: String,
     strict: bool,
     sink: Sink,
-    layout: Option<Layout>,
+    /// Boxed: it is taken out and put back for every row.
+    layout: Option<Box<Layout>>,
+    /// The ID set each reference column resolves against (`None`: not checked).
+    targets: Vec<Option<&'a IdSet>>,
+    /// v2/v2.1 enrollments: the roles of the row's user, from its reference lookup.
+    user_flags: Option<u8>,
     /// The line of the last row (rows fed through `RowSink` are one line each).
     line: u64,
     rows: u64,
     /// Nothing usable could be read: the file provides no IDs.
     broken: bool,
-    ids: Option<HashSet<u64>>,
+    ids: Option<IdSet>,
     user_lines: Option<HashMap<u64, u64>>,
+    /// Unique values seen (when they cannot be checked between neighbours): hash → line.
     seen: HashMap<u64, u64>,
     prev_key: Vec<String>,
-    prev_unique: Vec<String>,
     have_prev: bool,
     prev_line: u64,
-    usernames: HashMap<u64, (u64, u64)>,
-    roles: HashMap<u64, u64>,
-    related: HashSet<u64>,
-    students: HashMap<u64, (u32, bool, u64)>,
-    license_used: HashMap<u64, u32>,
-    license_upns: HashMap<u64, u64>,
+    last_refs: Vec<LastRef>,
+    usernames: Vec<(u64, u64, u32)>,
+    /// A username folded to lower case (reused).
+    folded: String,
+    students: Vec<(u64, u32)>,
+    license_used: Vec<bool>,
+    license_upns: Vec<(u64, u32)>,
     sku: Option<String>,
     absent_reported: Vec<&'static str>,
     /// References to this file's own IDs (`parentSourcedId`): resolved at the end.
@@ -629,6 +698,8 @@ impl<'a> FileCheck<'a> {
             strict: set.strict,
             sink: Sink::default(),
             layout: None,
+            targets: Vec::new(),
+            user_flags: None,
             line: 0,
             rows: 0,
             broken: false,
@@ -636,15 +707,14 @@ impl<'a> FileCheck<'a> {
             user_lines: None,
             seen: HashMap::new(),
             prev_key: Vec::new(),
-            prev_unique: Vec::new(),
             have_prev: false,
             prev_line: 0,
-            usernames: HashMap::new(),
-            roles: HashMap::new(),
-            related: HashSet::new(),
-            students: HashMap::new(),
-            license_used: HashMap::new(),
-            license_upns: HashMap::new(),
+            last_refs: Vec::new(),
+            usernames: Vec::new(),
+            folded: String::new(),
+            students: Vec::new(),
+            license_used: Vec::new(),
+            license_upns: Vec::new(),
             sku: None,
             absent_reported: Vec::new(),
             self_refs: Vec::new(),
@@ -664,12 +734,27 @@ impl<'a> FileCheck<'a> {
         h.finish()
     }
 
-    fn hash_username(&self, name: &str) -> u64 {
-        let mut h = self.set.hasher.build_hasher();
-        for c in format::fold_username(name) {
-            h.write_u32(c as u32);
+    /// The hash of a sign-in name folded to lower case (as SDS compares them).
+    fn hash_username(&mut self, name: &str) -> u64 {
+        self.folded.clear();
+        if name.is_ascii() {
+            self.folded
+                .extend(name.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        } else {
+            self.folded.extend(format::fold_username(name));
         }
-        h.finish()
+        self.set.hasher.hash_one(self.folded.as_str())
+    }
+
+    /// Sizes the tables for `rows` data rows (the gate knows them), so they never grow.
+    pub fn expect_rows(&mut self, rows: u64) {
+        let rows = usize::try_from(rows).unwrap_or(0);
+        if let Some(ids) = &mut self.ids {
+            ids.reserve(rows);
+        }
+        if self.spec.username.is_some() {
+            self.usernames.reserve(rows);
+        }
     }
 
     fn at(
@@ -954,11 +1039,20 @@ impl<'a> FileCheck<'a> {
             (Some(f), Some(l)) => Some((f, l)),
             _ => None,
         };
-        self.ids = (id.is_some()).then(HashSet::new);
-        if spec.kind == FileKind::UsersV21 {
+        self.ids = id.is_some().then(IdSet::default);
+        if spec.kind == FileKind::UsersV21 && !self.strict {
             self.user_lines = Some(HashMap::new());
         }
-        self.layout = Some(Layout {
+        self.last_refs = spec.references.iter().map(|_| LastRef::default()).collect();
+        if spec.kind == FileKind::License {
+            self.license_used = vec![false; self.set.students.len()];
+        }
+        self.targets = spec
+            .references
+            .iter()
+            .map(|r| self.set.ids.get(r.file))
+            .collect();
+        self.layout = Some(Box::new(Layout {
             width: names.len(),
             names: names.iter().map(|n| (*n).to_owned()).collect(),
             columns,
@@ -971,7 +1065,7 @@ impl<'a> FileCheck<'a> {
             user,
             names_v1,
             neighbours,
-        });
+        }));
     }
 
     fn row_at(&mut self, line: u64, fields: &[&str]) {
@@ -998,20 +1092,21 @@ impl<'a> FileCheck<'a> {
                     l.width
                 ),
             );
-            // Its ID still counts as present: rows referring to it are not reported again.
+            // Its ID still counts as present (with any role): rows referring to it are not
+            // reported again.
             if let Some(p) = l.id
                 && !get(p).is_empty()
             {
                 let h = self.hash_one(get(p));
                 if let Some(ids) = &mut self.ids {
-                    ids.insert(h);
+                    ids.insert(h, ROLE_OTHER);
                 }
             }
             return;
         }
         for (i, value) in fields.iter().enumerate() {
             let column = l.names.get(i).map(String::as_str);
-            if value.contains(['\r', '\n']) {
+            if value.bytes().any(|b| b == b'\r' || b == b'\n') {
                 self.at(
                     Severity::Error,
                     "line_break",
@@ -1070,20 +1165,26 @@ impl<'a> FileCheck<'a> {
             let id = get(p);
             if !id.is_empty() {
                 let h = self.hash_one(id);
+                // v2 users.csv carries each user's role.
+                let flags = match (self.spec.kind, l.role) {
+                    (FileKind::UsersV2, Some(r)) if !get(r).is_empty() => role_flag(get(r)),
+                    _ => 0,
+                };
                 if let Some(ids) = &mut self.ids {
-                    ids.insert(h);
+                    ids.insert(h, flags);
                 }
                 if let Some(lines) = &mut self.user_lines {
-                    lines.entry(h).or_insert(line);
+                    lines.entry(h & !FLAGS).or_insert(line);
                 }
             }
         }
-        let duplicate = self.check_unique(l, line, fields);
+        // Sorted files check uniqueness between neighbours, in the same pass as the order.
+        let duplicate = !l.neighbours && self.check_unique(l, line, fields);
         if self.strict {
             self.check_sorted(l, line, fields, duplicate);
         }
-        for &(p, r) in &l.refs {
-            self.check_reference(line, get(p), r);
+        for (i, &(p, r)) in l.refs.iter().enumerate() {
+            self.check_reference(line, get(p), r, i);
         }
         if let Some((u, owner)) = l.username {
             self.check_username(line, get(u), get(owner), l);
@@ -1093,7 +1194,8 @@ impl<'a> FileCheck<'a> {
         self.prev_line = line;
     }
 
-    /// Returns whether the row repeats a unique value.
+    /// Returns whether the row repeats a unique value (remembering every one: for files that
+    /// are not sorted by them).
     fn check_unique(&mut self, l: &Layout, line: u64, fields: &[&str]) -> bool {
         let Some(unique) = &l.unique else {
             return false;
@@ -1102,34 +1204,23 @@ impl<'a> FileCheck<'a> {
         if unique.iter().any(|&p| get(p).is_empty()) {
             return false;
         }
-        let first = if l.neighbours {
-            let same = self.have_prev
-                && self.prev_unique.len() == unique.len()
-                && unique
-                    .iter()
-                    .zip(&self.prev_unique)
-                    .all(|(&p, prev)| get(p) == prev);
-            self.prev_unique.resize(unique.len(), String::new());
-            for (slot, &p) in self.prev_unique.iter_mut().zip(unique) {
-                slot.clear();
-                slot.push_str(get(p));
+        let h = self.hash_all(unique.iter().map(|&p| get(p)));
+        match self.seen.get(&h) {
+            Some(&first) => {
+                self.report_duplicate(l, line, fields, first);
+                true
             }
-            same.then_some(self.prev_line)
-        } else {
-            let h = self.hash_all(unique.iter().map(|&p| get(p)));
-            match self.seen.get(&h) {
-                Some(&first) => Some(first),
-                None => {
-                    self.seen.insert(h, line);
-                    None
-                }
+            None => {
+                self.seen.insert(h, line);
+                false
             }
-        };
-        let Some(first) = first else {
-            return false;
-        };
-        let names: Vec<&str> = self.spec.unique.to_vec();
-        let values: Vec<&str> = unique.iter().map(|&p| get(p)).collect();
+        }
+    }
+
+    fn report_duplicate(&mut self, l: &Layout, line: u64, fields: &[&str], first: u64) {
+        let get = |p: usize| fields.get(p).copied().unwrap_or("");
+        let names = self.spec.unique;
+        let values: Vec<&str> = l.unique.iter().flatten().map(|&p| get(p)).collect();
         let column = (names.len() == 1).then(|| names[0]);
         self.at(
             Severity::Error,
@@ -1142,25 +1233,35 @@ impl<'a> FileCheck<'a> {
                 values.join(", ")
             ),
         );
-        true
     }
 
-    /// Strict: rows sorted by key, one row per key.
+    /// Strict: rows sorted by key, one row per key; with `neighbours`, also the unique columns
+    /// (a prefix of the key) against the row before. Only the fields that changed are copied.
     fn check_sorted(&mut self, l: &Layout, line: u64, fields: &[&str], duplicate: bool) {
         if l.key.len() != self.spec.key.len() || l.key.is_empty() {
             return;
         }
         let get = |p: usize| fields.get(p).copied().unwrap_or("");
+        let mut differs_at = 0;
         if self.have_prev && self.prev_key.len() == l.key.len() {
-            let order = l
+            let d = l
                 .key
                 .iter()
-                .map(|&p| get(p).as_bytes())
-                .cmp(self.prev_key.iter().map(|s| s.as_bytes()));
+                .zip(&self.prev_key)
+                .position(|(&p, prev)| get(p) != prev.as_str())
+                .unwrap_or(l.key.len());
+            differs_at = d;
+            let unique = l.unique.as_deref().filter(|_| l.neighbours).unwrap_or(&[]);
+            let repeated = !unique.is_empty()
+                && d >= unique.len()
+                && unique.iter().all(|&p| !get(p).is_empty());
+            if repeated {
+                let first = self.prev_line;
+                self.report_duplicate(l, line, fields, first);
+            }
             let show = |v: Vec<&str>| v.join(", ");
-            match order {
-                std::cmp::Ordering::Greater => {}
-                std::cmp::Ordering::Less => {
+            if let (Some(&p), Some(prev)) = (l.key.get(d), self.prev_key.get(d)) {
+                if get(p).as_bytes() < prev.as_bytes() {
                     let (now, before) = (
                         show(l.key.iter().map(|&p| get(p)).collect()),
                         show(self.prev_key.iter().map(String::as_str).collect()),
@@ -1177,30 +1278,29 @@ impl<'a> FileCheck<'a> {
                         ),
                     );
                 }
-                std::cmp::Ordering::Equal if !duplicate => {
-                    let now = show(l.key.iter().map(|&p| get(p)).collect());
-                    self.at(
-                        Severity::Error,
-                        "sorted",
-                        line,
-                        None,
-                        format!(
-                            "a second row with the key ({now}); sds-sync writes one row per {}",
-                            self.spec.key.join(" + ")
-                        ),
-                    );
-                }
-                std::cmp::Ordering::Equal => {}
+            } else if !duplicate && !repeated {
+                let now = show(l.key.iter().map(|&p| get(p)).collect());
+                self.at(
+                    Severity::Error,
+                    "sorted",
+                    line,
+                    None,
+                    format!(
+                        "a second row with the key ({now}); sds-sync writes one row per {}",
+                        self.spec.key.join(" + ")
+                    ),
+                );
             }
+        } else {
+            self.prev_key.resize(l.key.len(), String::new());
         }
-        self.prev_key.resize(l.key.len(), String::new());
-        for (slot, &p) in self.prev_key.iter_mut().zip(&l.key) {
+        for (slot, &p) in self.prev_key.iter_mut().zip(&l.key).skip(differs_at) {
             slot.clear();
             slot.push_str(get(p));
         }
     }
 
-    fn check_reference(&mut self, line: u64, value: &str, r: &'static Reference) {
+    fn check_reference(&mut self, line: u64, value: &str, r: &'static Reference, slot: usize) {
         if value.is_empty() {
             return; // blank: reported by the `required` rule where it matters
         }
@@ -1226,55 +1326,78 @@ impl<'a> FileCheck<'a> {
             }
             return;
         }
-        let items: Vec<&str> = if r.list {
-            value.split(',').collect()
-        } else {
-            vec![value]
-        };
-        let mut listed: Vec<&str> = Vec::new();
-        for item in items {
-            if r.list {
-                if item.is_empty() || item.trim() != item {
-                    self.at(
-                        Severity::Error,
-                        "list",
-                        line,
-                        Some(r.column),
-                        format!("{value:?} is not a comma-separated list of IDs"),
-                    );
-                    continue;
-                }
-                if listed.contains(&item) {
-                    self.at(
-                        Severity::Error,
-                        "list",
-                        line,
-                        Some(r.column),
-                        format!("{item:?} is listed twice"),
-                    );
-                    continue;
-                }
-                listed.push(item);
+        if !r.list {
+            // The same value as the row before (sorted files repeat it): known already.
+            if let Some(last) = self.last_refs.get(slot)
+                && last.flags.is_some()
+                && last.value == value
+            {
+                self.user_flags = last.flags;
+                return;
             }
-            if r.file == self.spec.name {
-                self.self_refs.push((item.to_owned(), line, r.column));
-                continue;
+            let flags = self.check_item(line, value, r, slot);
+            self.user_flags = flags;
+            if let Some(last) = self.last_refs.get_mut(slot) {
+                last.value.clear();
+                last.value.push_str(value);
+                last.flags = flags;
             }
-            let Some(ids) = self.set.ids.get(r.file) else {
-                continue; // the target could not be read: not checked, not cascaded
-            };
-            if ids.contains(&self.hash_one(item)) {
-                continue;
-            }
-            let hint = self.wrong_kind_hint(item, r);
-            self.at(
-                Severity::Error,
-                "reference",
-                line,
-                Some(r.column),
-                format!("{item:?} is not in {}{hint}", r.file),
-            );
+            return;
         }
+        // A comma-separated list of IDs in one field.
+        for (n, item) in value.split(',').enumerate() {
+            if item.is_empty() || item.trim() != item {
+                self.at(
+                    Severity::Error,
+                    "list",
+                    line,
+                    Some(r.column),
+                    format!("{value:?} is not a comma-separated list of IDs"),
+                );
+                continue;
+            }
+            if value.split(',').take(n).any(|earlier| earlier == item) {
+                self.at(
+                    Severity::Error,
+                    "list",
+                    line,
+                    Some(r.column),
+                    format!("{item:?} is listed twice"),
+                );
+                continue;
+            }
+            self.check_item(line, item, r, slot);
+        }
+    }
+
+    /// One referenced ID: the flags of the row it names, `None` when it names none. An ID
+    /// that cannot be checked (its file could not be read) counts as any role.
+    fn check_item(
+        &mut self,
+        line: u64,
+        item: &str,
+        r: &'static Reference,
+        slot: usize,
+    ) -> Option<u8> {
+        if r.file == self.spec.name {
+            self.self_refs.push((item.to_owned(), line, r.column));
+            return None;
+        }
+        let Some(ids) = self.targets.get(slot).copied().flatten() else {
+            return Some(ROLE_OTHER); // the target could not be read: not checked, not cascaded
+        };
+        if let Some(flags) = ids.get(self.hash_one(item)) {
+            return Some(flags);
+        }
+        let hint = self.wrong_kind_hint(item, r);
+        self.at(
+            Severity::Error,
+            "reference",
+            line,
+            Some(r.column),
+            format!("{item:?} is not in {}{hint}", r.file),
+        );
+        None
     }
 
     /// v1: an enrollment of a teacher (or a roster row of a student) says so.
@@ -1285,7 +1408,7 @@ impl<'a> FileCheck<'a> {
             _ => return String::new(),
         };
         match self.set.ids.get(other) {
-            Some(ids) if ids.contains(&self.hash_one(item)) => {
+            Some(ids) if ids.contains(self.hash_one(item)) => {
                 format!(" (it is in {other}: the wrong kind of user)")
             }
             _ => String::new(),
@@ -1296,8 +1419,8 @@ impl<'a> FileCheck<'a> {
         if name.is_empty() {
             return;
         }
-        let column = l.username.and_then(|(p, _)| l.names.get(p).cloned());
         if self.set.format.needs_full_usernames() && !format::is_full_username(name) {
+            let column = l.username.and_then(|(p, _)| l.names.get(p)).cloned();
             self.at(
                 Severity::Error,
                 "username",
@@ -1309,23 +1432,9 @@ impl<'a> FileCheck<'a> {
                 ),
             );
         }
-        let key = self.hash_username(name);
-        let who = self.hash_one(owner);
-        match self.usernames.get(&key) {
-            Some(&(first_owner, first_line)) if first_owner != who => self.at(
-                Severity::Error,
-                "unique_username",
-                line,
-                column.as_deref(),
-                format!(
-                    "username {name:?} is already the username of another user on line {first_line} (usernames are compared ignoring case)"
-                ),
-            ),
-            Some(_) => {}
-            None => {
-                self.usernames.insert(key, (who, line));
-            }
-        }
+        // Compared at the end of the file (sorted), and across files at the end of the set.
+        let entry = (self.hash_username(name), self.hash_one(owner), line32(line));
+        self.usernames.push(entry);
     }
 
     /// What the cross-file rules need: roles, relations, the students a licence names.
@@ -1333,13 +1442,17 @@ impl<'a> FileCheck<'a> {
         let get = |p: usize| fields.get(p).copied().unwrap_or("");
         let format = self.set.format;
         match (format, self.spec.kind) {
-            (Format::V2, FileKind::UsersV2) | (Format::V2_1, FileKind::Roles) => {
+            (Format::V2_1, FileKind::Roles) => {
                 if let (Some(u), Some(r)) = (l.user, l.role)
                     && !get(u).is_empty()
                     && !get(r).is_empty()
                 {
+                    // The role goes onto the user of users.csv (a role of an unknown user was
+                    // reported as a reference, and does not make it a user).
                     let h = self.hash_one(get(u));
-                    *self.roles.entry(h).or_insert(0) |= role_bit(get(r));
+                    if let Some(users) = self.set.ids.get(format::name::USERS) {
+                        users.flag(h, role_flag(get(r)));
+                    }
                 }
             }
             (_, FileKind::Enrollments) => self.check_enrollment_role(l, line, fields),
@@ -1352,21 +1465,22 @@ impl<'a> FileCheck<'a> {
                         && !get(p).is_empty()
                     {
                         let h = self.hash_one(get(p));
-                        self.related.insert(h);
+                        if let Some(users) = self.set.ids.get(format::name::USERS) {
+                            users.flag(h, RELATED);
+                        }
                     }
                 }
             }
-            (Format::V1, FileKind::Student) => {
+            (Format::V1, FileKind::Student) if self.set.is_present(format::name::LICENSE) => {
                 if let Some((f, last)) = l.names_v1 {
                     let username = l.username.map_or("", |(u, _)| get(u));
                     self.scratch.clear();
                     self.scratch.push_str(get(f));
                     self.scratch.push(' ');
                     self.scratch.push_str(get(last));
-                    let key = self.hash_all([self.scratch.as_str(), username]);
-                    let full = format::is_full_username(username);
-                    let entry = self.students.entry(key).or_insert((0, full, line));
-                    entry.0 += 1;
+                    let key =
+                        student_key(self.hash_all([self.scratch.as_str(), username]), username);
+                    self.students.push((key, line32(line)));
                 }
             }
             (Format::V1, FileKind::License) => self.check_license_row(l, line, fields),
@@ -1384,14 +1498,14 @@ impl<'a> FileCheck<'a> {
         if user.is_empty() || role.is_empty() {
             return;
         }
-        let Some(roles) = &self.set.user_roles else {
-            return;
+        // The user's roles came with its reference check (userSourcedId, just before).
+        let Some(has) = self.user_flags else {
+            return; // not a user at all: reported as a reference
         };
-        let Some(&has) = roles.get(&self.hash_one(user)) else {
-            return; // not a user at all: reported as a reference, or no role (v2.1)
-        };
-        let want = role_bit(role);
-        if want == OTHER_ROLE || has & OTHER_ROLE != 0 || has & want != 0 {
+        let want = role_flag(role);
+        // No role at all (v2.1) is reported once, as the user's; an unknown role matches.
+        let has = has & ROLE_MASK;
+        if has == 0 || want == ROLE_OTHER || has & ROLE_OTHER != 0 || has & want != 0 {
             return;
         }
         let source = if self.set.format == Format::V2 {
@@ -1404,10 +1518,7 @@ impl<'a> FileCheck<'a> {
             "role",
             line,
             Some(format::col::roster::ROLE),
-            format!(
-                "user {user:?} is enrolled as {role:?} but is {} in {source}",
-                role_names(has)
-            ),
+            format!("user {user:?} is enrolled as {role:?}, a role it does not have in {source}"),
         );
     }
 
@@ -1450,32 +1561,28 @@ impl<'a> FileCheck<'a> {
             );
         }
         let folded = self.hash_username(upn);
-        if let Some(first) = self.license_upns.get(&folded).copied() {
-            self.at(
-                Severity::Error,
-                "license",
-                line,
-                Some(v1::USER_PRINCIPAL_NAME),
-                format!(
-                    "User Principal Name {upn:?} is already on line {first} (compared ignoring case)"
-                ),
-            );
-        } else {
-            self.license_upns.insert(folded, line);
-        }
-        if !self.set.is_present(format::name::STUDENT) {
+        self.license_upns.push((folded, line32(line)));
+        if !self.set.is_present(format::name::STUDENT)
+            || self.license_used.len() != self.set.students.len()
+        {
             return;
         }
-        // As the username rule `email-local-part` derives it.
+        // As the username rules derive it: the whole address, its local part, or nothing.
         let local = upn.split('@').next().unwrap_or("").trim();
         let students = &self.set.students;
         let mut matched = false;
         for want in [upn, local, ""] {
-            let key = self.hash_all([display, want]);
-            let have = students.get(&key).map_or(0, |s| s.0);
-            let used = self.license_used.entry(key).or_insert(0);
-            if *used < have {
-                *used += 1;
+            let key = student_key(self.hash_all([display, want]), want);
+            let start = students.partition_point(|(k, _)| *k < key);
+            let free = students
+                .iter()
+                .enumerate()
+                .skip(start)
+                .take_while(|(_, (k, _))| *k == key)
+                .find(|(i, _)| !self.license_used.get(*i).copied().unwrap_or(true))
+                .map(|(i, _)| i);
+            if let Some(slot) = free.and_then(|i| self.license_used.get_mut(i)) {
+                *slot = true;
                 matched = true;
                 break;
             }
@@ -1498,7 +1605,7 @@ impl<'a> FileCheck<'a> {
         let own = self.ids.take();
         for (value, line, column) in std::mem::take(&mut self.self_refs) {
             if let Some(ids) = &own
-                && !ids.contains(&self.hash_one(&value))
+                && !ids.contains(self.hash_one(&value))
             {
                 self.at(
                     Severity::Error,
@@ -1508,6 +1615,50 @@ impl<'a> FileCheck<'a> {
                     format!("{value:?} is not in {}", self.spec.name),
                 );
             }
+        }
+        // Usernames of two people equal ignoring case, within this file.
+        self.usernames.sort_unstable();
+        let column = self.spec.username.map_or("", |u| u.column);
+        let mut clashes = Vec::new();
+        for group in self.usernames.chunk_by(|a, b| a.0 == b.0) {
+            let Some(first) = group.iter().min_by_key(|e| e.2) else {
+                continue;
+            };
+            for e in group.iter().filter(|e| e.1 != first.1) {
+                clashes.push((e.2, first.2));
+            }
+        }
+        clashes.sort_unstable();
+        for (line, first) in clashes {
+            self.at(
+                Severity::Error,
+                "unique_username",
+                u64::from(line),
+                Some(column),
+                format!(
+                    "the username is also the username of another user on line {first} (usernames are compared ignoring case)"
+                ),
+            );
+        }
+        // License.csv: one User Principal Name per row, ignoring case.
+        self.license_upns.sort_unstable();
+        let mut repeated = Vec::new();
+        for group in self.license_upns.chunk_by(|a, b| a.0 == b.0) {
+            if let Some((first, rest)) = group.split_first() {
+                repeated.extend(rest.iter().map(|e| (e.1, first.1)));
+            }
+        }
+        repeated.sort_unstable();
+        for (line, first) in repeated {
+            self.at(
+                Severity::Error,
+                "license",
+                u64::from(line),
+                Some(format::col::v1::USER_PRINCIPAL_NAME),
+                format!(
+                    "the User Principal Name is already on line {first} (compared ignoring case)"
+                ),
+            );
         }
         if self.rows > format::SDS_ROW_LIMIT {
             self.sink.add(
@@ -1527,13 +1678,15 @@ impl<'a> FileCheck<'a> {
         let usernames =
             (spec.username.is_some() && !self.usernames.is_empty()).then(|| Usernames {
                 file: self.name.clone(),
-                column: spec.username.map_or("", |u| u.column),
+                column,
                 names: std::mem::take(&mut self.usernames),
             });
-        let roles = matches!(spec.kind, FileKind::UsersV2 | FileKind::Roles)
-            .then(|| std::mem::take(&mut self.roles));
-        let students = (spec.kind == FileKind::Student && self.set.format == Format::V1)
-            .then(|| std::mem::take(&mut self.students));
+        let students =
+            (spec.kind == FileKind::Student && self.set.format == Format::V1).then(|| {
+                let mut s = std::mem::take(&mut self.students);
+                s.sort_unstable();
+                s
+            });
         let license_used =
             (spec.kind == FileKind::License).then(|| std::mem::take(&mut self.license_used));
         FileDone {
@@ -1542,12 +1695,21 @@ impl<'a> FileCheck<'a> {
             ids: if self.broken { None } else { own },
             user_lines: self.user_lines,
             usernames,
-            roles,
-            related: self.related,
             students,
             license_used,
         }
     }
+}
+
+/// A line number as the compact tables keep it.
+fn line32(line: u64) -> u32 {
+    u32::try_from(line).unwrap_or(u32::MAX)
+}
+
+/// A student's key for License.csv: the hash of (display name, username), its lowest bit set
+/// when the username is a full `user@domain` address (such a student must have a licence row).
+fn student_key(hash: u64, username: &str) -> u64 {
+    (hash & !1) | u64::from(format::is_full_username(username))
 }
 
 impl RowSink for FileCheck<'_> {

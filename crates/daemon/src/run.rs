@@ -398,6 +398,7 @@ fn write_checked(
     let path = dir.join(spec.name);
     let mut check = gate.file(planned);
     check.header(&spec.header());
+    check.expect_rows(built.row_count(spec.name));
     let mut write = || -> std::io::Result<FileManifest> {
         let file = fs::File::create(&path)?;
         let mut w = HashingWriter::new(BufWriter::new(file));

@@ -1251,6 +1251,7 @@ mod builder_property {
                 for planned in level {
                     let mut check = set.file(&planned);
                     check.header(&planned.spec.header());
+                    check.expect_rows(built.row_count(planned.spec.name));
                     built
                         .write_file_to(planned.spec.name, std::io::sink(), &mut check)
                         .expect("render");
