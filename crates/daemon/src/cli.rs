@@ -76,8 +76,8 @@ pub enum Verb {
         #[arg(long)]
         strict: bool,
     },
-    /// Publish a snapshot the mass-change guard held, after checking that its data is right,
-    /// and deliver it.
+    /// Publish a held snapshot (held by the mass-change guard or the publish gate), after
+    /// checking that its data is right, and deliver it.
     Approve {
         /// The id of the held snapshot (see `sds-sync status`).
         snapshot_id: SnapshotId,
