@@ -41,6 +41,8 @@ pub(crate) enum Pools {
     Postgres(PgPool),
     MySql(MySqlPool),
     Sqlite(SqlitePool),
+    #[cfg(feature = "odbc")]
+    Odbc(crate::odbc::OdbcSource),
 }
 
 #[derive(Debug)]
@@ -63,6 +65,11 @@ pub(crate) fn warnings(cfg: &SourceConfig) -> Result<Vec<String>, SourceError> {
         "mysql" | "mariadb" => mysql_options(&mysql_url(url), cfg, &mut scrubber)?.warnings,
         "sqlite" | "demo" if cfg.ca_file.is_some() => vec![
             "[source] ca_file is not used: SQLite and the demo SIS are files, not servers"
+                .to_owned(),
+        ],
+        "odbc" if cfg.ca_file.is_some() => vec![
+            "[source] ca_file is not used by ODBC sources: name the CA in the connection \
+             string, with the driver's own key (docs/configuration.md, ODBC)"
                 .to_owned(),
         ],
         _ => Vec::new(),
@@ -93,10 +100,19 @@ pub(crate) async fn connect(cfg: &SourceConfig) -> Result<Connected, SourceError
         "mysql" | "mariadb" => connect_mysql(&mysql_url(url), cfg, scrubber).await,
         "sqlite" => connect_sqlite(url, cfg, scrubber).await,
         "demo" => connect_demo(cfg, scrubber).await,
+        #[cfg(feature = "odbc")]
+        "odbc" => crate::odbc::connect(url, cfg, scrubber).await,
+        #[cfg(not(feature = "odbc"))]
+        "odbc" => Err(SourceError::InvalidUrl {
+            reason: "this sds-sync was built without ODBC support; use the Docker image, or \
+                     build with `cargo build --release --features sds-daemon/odbc` (needs the \
+                     unixodbc-dev package)"
+                .to_owned(),
+        }),
         _ => Err(SourceError::InvalidUrl {
             reason: format!(
                 "unsupported scheme `{scheme}:`; use postgres://, mysql://, mariadb://, \
-                 sqlite:// or demo:"
+                 sqlite://, odbc: or demo:"
             ),
         }),
     }

@@ -14,6 +14,8 @@
 mod connect;
 mod copy;
 mod error;
+#[cfg(feature = "odbc")]
+mod odbc;
 mod plan;
 mod queries;
 mod render;
@@ -34,6 +36,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tracing::debug;
+
+/// Rows `check` reads from each query.
+const PROBE_ROWS: usize = 5;
 
 /// How long [`Source::close`] waits for busy connections.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -193,10 +198,27 @@ impl Source {
     /// Changes nothing. Errors as for [`Source::read`].
     pub async fn probe(&self, entity: Entity) -> Result<(), SourceError> {
         let (sql, query) = self.query(entity)?;
+        #[cfg(feature = "odbc")]
+        if let Pools::Odbc(odbc) = &self.pools {
+            // The LIMIT syntax differs by DBMS (TOP, FETCH FIRST, ...): the driver is asked for
+            // at most PROBE_ROWS rows instead, and reading stops there in any case.
+            let started = Instant::now();
+            let mut ignore = |_: &[Option<&str>]| ();
+            let read = odbc.read(query, sql, Some(PROBE_ROWS), &mut ignore);
+            let rows = self.timed(query, read).await?;
+            debug!(
+                entity = entity.key(),
+                custom_query = query.custom,
+                rows,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "probed SIS query"
+            );
+            return Ok(());
+        }
         // A derived table with LIMIT is understood by PostgreSQL, MySQL/MariaDB and SQLite
         // alike, whatever the query itself looks like (joins, CTEs, ORDER BY). The query stands
         // on lines of its own so that a trailing `-- comment` ends before the wrapper does.
-        let wrapped = format!("SELECT * FROM (\n{sql}\n) AS q LIMIT 5");
+        let wrapped = format!("SELECT * FROM (\n{sql}\n) AS q LIMIT {PROBE_ROWS}");
         let started = Instant::now();
         let rows = self.run(query, wrapped, &mut |_| Ok(())).await?;
         debug!(
@@ -254,6 +276,9 @@ impl Source {
                 Pools::Postgres(p) => p.close().await,
                 Pools::MySql(p) => p.close().await,
                 Pools::Sqlite(p) => p.close().await,
+                // Each query opens and closes its own connection.
+                #[cfg(feature = "odbc")]
+                Pools::Odbc(_) => {}
             }
         };
         if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
@@ -290,9 +315,20 @@ impl Source {
                 Pools::Postgres(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
                 Pools::MySql(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
                 Pools::Sqlite(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
+                #[cfg(feature = "odbc")]
+                Pools::Odbc(odbc) => odbc.read(query, sql, None, sink).await,
             }
         };
-        // Dropping the stream on timeout closes its connection; the server ends the query.
+        self.timed(query, run).await
+    }
+
+    /// `run` within `[source] query_timeout_secs`. Dropping the stream on timeout closes its
+    /// connection (ODBC: cancels the statement); the server ends the query.
+    async fn timed(
+        &self,
+        query: QueryName,
+        run: impl Future<Output = Result<u64, SourceError>>,
+    ) -> Result<u64, SourceError> {
         tokio::time::timeout(self.query_timeout, run)
             .await
             .unwrap_or(Err(SourceError::Timeout {

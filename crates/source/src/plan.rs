@@ -34,6 +34,42 @@ struct Slot {
     kind: Kind,
 }
 
+/// For each contract column of `query.entity`, in contract order, the position in `names` (the
+/// query's result columns) of the column that carries it; `None` for an optional column the
+/// query does not return. Names match case-insensitively. Shared by the sqlx and ODBC sources so
+/// that both accept and refuse the same queries.
+pub(crate) fn match_columns(
+    query: QueryName,
+    names: &[&str],
+) -> Result<Vec<Option<usize>>, SourceError> {
+    let mut slots = Vec::with_capacity(query.entity.columns().len());
+    for contract in query.entity.columns() {
+        let mut found = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.eq_ignore_ascii_case(contract.name));
+        let Some((position, _)) = found.next() else {
+            if contract.optional {
+                slots.push(None);
+                continue;
+            }
+            return Err(SourceError::MissingColumn {
+                query,
+                column: contract.name,
+                returned: names.iter().map(|n| (*n).to_owned()).collect(),
+            });
+        };
+        if found.next().is_some() {
+            return Err(SourceError::DuplicateColumn {
+                query,
+                column: contract.name,
+            });
+        }
+        slots.push(Some(position));
+    }
+    Ok(slots)
+}
+
 impl Plan {
     /// Checks that `columns` (from the prepared statement or a row) carry the contract of
     /// `query.entity`, each in a type this crate can read.
@@ -41,28 +77,15 @@ impl Plan {
         query: QueryName,
         columns: &[DB::Column],
     ) -> Result<Plan, SourceError> {
+        let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
         let mut slots = Vec::with_capacity(query.entity.columns().len());
-        for contract in query.entity.columns() {
-            let mut found = columns
-                .iter()
-                .filter(|c| c.name().eq_ignore_ascii_case(contract.name));
-            let Some(column) = found.next() else {
-                if contract.optional {
-                    slots.push(None);
-                    continue;
-                }
-                return Err(SourceError::MissingColumn {
-                    query,
-                    column: contract.name,
-                    returned: columns.iter().map(|c| c.name().to_owned()).collect(),
-                });
+        for found in match_columns(query, &names)? {
+            let Some(position) = found else {
+                slots.push(None);
+                continue;
             };
-            if found.next().is_some() {
-                return Err(SourceError::DuplicateColumn {
-                    query,
-                    column: contract.name,
-                });
-            }
+            // `position` indexes `names`, which has one entry per column.
+            let column = &columns[position];
             let type_name = column.type_info().name().to_owned();
             let Some(kind) = DB::kind(column.type_info()) else {
                 return Err(SourceError::UnsupportedType {
