@@ -200,10 +200,11 @@ impl Source {
         let (sql, query) = self.query(entity)?;
         #[cfg(feature = "odbc")]
         if let Pools::Odbc(odbc) = &self.pools {
-            // The LIMIT syntax differs by DBMS (TOP, FETCH FIRST, ...): the driver is asked for
-            // at most PROBE_ROWS rows instead, and reading stops there in any case.
+            // The LIMIT syntax differs by DBMS (TOP, FETCH FIRST, ...): see `probe_sql`. The
+            // driver is asked for at most PROBE_ROWS rows, and reading stops there in any case.
             let started = Instant::now();
             let mut ignore = |_: &[Option<&str>]| ();
+            let sql = odbc.probe_sql(sql, PROBE_ROWS);
             let read = odbc.read(query, sql, Some(PROBE_ROWS), &mut ignore);
             let rows = self.timed(query, read).await?;
             debug!(

@@ -11,7 +11,7 @@
 //! | VARCHAR named `bool` (psqlodbc) | text | `true` / `false` |
 //! | TINYINT, SMALLINT, INTEGER, BIGINT | 64-bit integer (unsigned BIGINT: text) | digits |
 //! | NUMERIC, DECIMAL | text | exact decimal, scale kept, never `-0` (`.05` → `0.05`) |
-//! | REAL / DOUBLE, FLOAT | f32 / f64 | shortest text that reads back the same |
+//! | REAL / DOUBLE, FLOAT | f64 | shortest text that reads back the same (REAL at f32 precision) |
 //! | BIT | bit | `true` / `false` |
 //! | DATE | date | `YYYY-MM-DD` |
 //! | TIME, SQL Server TIME(n) | text | `HH:MM:SS`, fraction only when not zero |
@@ -176,7 +176,9 @@ pub(crate) fn buffer_desc(kind: Kind, data_type: &DataType, encoding: Encoding) 
         Kind::TimestampTz => text(48),
         Kind::Guid => text(40),
         Kind::Int => BufferDesc::I64 { nullable: true },
-        Kind::F32 => BufferDesc::F32 { nullable: true },
+        // Widened by the driver (exactly) and narrowed back to print: MariaDB's Connector/ODBC
+        // writes 4-byte floats of a block at 8-byte strides, so every second one reads as 0.
+        Kind::F32 => BufferDesc::F64 { nullable: true },
         Kind::F64 => BufferDesc::F64 { nullable: true },
         Kind::Bit => BufferDesc::Bit { nullable: true },
         Kind::Date => BufferDesc::Date { nullable: true },
@@ -227,6 +229,8 @@ pub(crate) fn render(
         }
         (Kind::Int, Raw::I64(v)) => write_display(out, v),
         (Kind::F32, Raw::F32(v)) => out.push_str(&f32_text(v)),
+        // A REAL bound as f64 (see `buffer_desc`): narrowing back is exact.
+        (Kind::F32, Raw::F64(v)) => out.push_str(&f32_text(v as f32)),
         (Kind::F64, Raw::F64(v)) => out.push_str(&f64_text(v)),
         (Kind::Bit, Raw::Bit(b)) => out.push_str(&bool_text(b)),
         (Kind::Date, Raw::Date(d)) => out.push_str(&date_text(to_date(d.year, d.month, d.day)?)),
@@ -576,6 +580,10 @@ mod tests {
         );
         assert_eq!(one(Kind::F64, Raw::F64(3.0)), Ok(Some("3".into())));
         assert_eq!(one(Kind::F32, Raw::F32(0.1)), Ok(Some("0.1".into())));
+        assert_eq!(
+            one(Kind::F32, Raw::F64(f64::from(0.1f32))),
+            Ok(Some("0.1".into()))
+        );
         assert_eq!(one(Kind::Bit, Raw::Bit(true)), Ok(Some("true".into())));
         assert_eq!(one(Kind::Int, Raw::Null), Ok(None));
         let date = odbc_api::sys::Date {

@@ -130,9 +130,13 @@ impl ConnString {
             .map(|a| a.value.as_str())
     }
 
-    /// The string to hand to the driver manager (contains the password).
+    /// The string to hand to the driver manager (contains the password). It ends with `;`:
+    /// MariaDB's Connector/ODBC reads past the end of a last value that has none (a user `root`
+    /// arrives as `root=o`).
     pub(crate) fn to_odbc(&self) -> String {
-        self.render(false)
+        let mut text = self.render(false);
+        text.push(';');
+        text
     }
 
     /// The string for logs and messages: secret-looking values are `********`.
@@ -240,7 +244,7 @@ mod tests {
         assert_eq!(c.get("pwd"), Some("a;b=c}d"));
         assert_eq!(c.get("uid"), Some("x"));
         // Round trip: the value comes back quoted so that the driver reads the same password.
-        assert_eq!(c.to_odbc(), "DSN=sis;PWD={a;b=c}}d};Uid=x");
+        assert_eq!(c.to_odbc(), "DSN=sis;PWD={a;b=c}}d};Uid=x;");
         assert_eq!(parse(&c.to_odbc()), c);
     }
 
@@ -250,7 +254,7 @@ mod tests {
         c.set_password("n}e;w pass");
         assert_eq!(c.get("password"), None);
         assert_eq!(c.get("PWD"), Some("n}e;w pass"));
-        assert_eq!(c.to_odbc(), "DSN=sis;UID=u;PWD={n}}e;w pass}");
+        assert_eq!(c.to_odbc(), "DSN=sis;UID=u;PWD={n}}e;w pass};");
         assert_eq!(c.masked(), "DSN=sis;UID=u;PWD=********");
         assert!(!c.masked().contains("pass"));
         assert_eq!(c.secrets().collect::<Vec<_>>(), vec!["n}e;w pass"]);

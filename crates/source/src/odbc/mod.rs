@@ -38,7 +38,7 @@ use std::mem::ManuallyDrop;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// For messages: the backend of every error from this kind.
 pub(crate) const LABEL: &str = "ODBC";
@@ -54,6 +54,8 @@ pub(crate) struct OdbcSource {
     /// What the driver manager gets, password included.
     conn_string: SecretString,
     names: Names,
+    /// `SQL_DBMS_NAME` of the first connection.
+    dbms: String,
     encoding: Encoding,
     connect_timeout: Duration,
     query_timeout: Duration,
@@ -107,6 +109,7 @@ pub(crate) async fn connect(
     let source = OdbcSource {
         conn_string: SecretString::from(conn.to_odbc()),
         names: names.clone(),
+        dbms: String::new(),
         encoding: Encoding::Wide,
         connect_timeout: cfg.connect_timeout,
         query_timeout: cfg.query_timeout,
@@ -140,11 +143,12 @@ pub(crate) async fn connect(
         }
     };
     if !info.read_only {
-        debug!(dbms = %info.dbms, driver = %info.driver, "the ODBC driver does not offer read-only sessions; the SIS account's privileges keep the SIS unchanged");
+        warn!(dbms = %info.dbms, driver = %info.driver, "the ODBC driver offers no read-only session; only the configured SELECTs run, with the SIS account's privileges");
     }
     Ok(Connected {
         pools: Pools::Odbc(OdbcSource {
             encoding: Encoding::for_dbms(&info.dbms),
+            dbms: info.dbms.clone(),
             ..source
         }),
         target: format!("{} ({})", names.target, info.summary()),
@@ -153,6 +157,11 @@ pub(crate) async fn connect(
 }
 
 impl OdbcSource {
+    /// The query `check` runs for `sql` (see [`probe_sql`]).
+    pub(crate) fn probe_sql(&self, sql: String, rows: usize) -> String {
+        probe_sql(&self.dbms, sql, rows)
+    }
+
     /// Runs `sql` and hands each row to `sink` in contract order, as [`crate::Source::read`]
     /// documents; with `limit`, reads at most that many rows (the driver is asked to stop there
     /// too, `SQL_ATTR_MAX_ROWS`). Returns the number of rows read.
@@ -265,6 +274,23 @@ impl Names {
     }
 }
 
+/// The query `check` runs for `sql`: on the databases whose LIMIT is known to work around any
+/// SELECT (the same wrapper as the native sources), limited by the server; elsewhere (SQL
+/// Server's TOP and Oracle's ROWNUM do not take every query) as written, with the driver asked
+/// for at most `rows` rows (`SQL_ATTR_MAX_ROWS`) and reading stopped there.
+fn probe_sql(dbms: &str, sql: String, rows: usize) -> String {
+    let dbms = dbms.to_ascii_lowercase();
+    if ["postgresql", "mariadb", "mysql", "sqlite"]
+        .iter()
+        .any(|d| dbms.contains(d))
+    {
+        // On lines of its own, so that a trailing `-- comment` ends before the wrapper.
+        format!("SELECT * FROM (\n{sql}\n) AS q LIMIT {rows}")
+    } else {
+        sql
+    }
+}
+
 /// Starts a named thread for blocking ODBC work.
 fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), SourceError> {
     std::thread::Builder::new()
@@ -311,11 +337,30 @@ impl ConnectJob {
         let connection = env
             .connect_with_connection_string(self.conn_string.expose_secret(), options)
             .map_err(|e| diag::Failure::from_error(&e))?;
-        let conn = Conn {
+        let mut conn = Conn {
             handle: ManuallyDrop::new(connection.into_handle()),
+            dbms: String::new(),
+            read_only: false,
         };
-        conn.set_read_only();
+        conn.dbms = conn.info_text(sys::InfoType::DbmsName);
+        conn.read_only = conn.make_read_only()?;
         Ok(conn)
+    }
+}
+
+/// The statement that makes a whole session read-only, for the databases that have one: their
+/// drivers ignore `SQL_ATTR_ACCESS_MODE` (psqlodbc, Connector/ODBC), and these are the same
+/// settings the native sources use.
+fn read_only_statement(dbms: &str) -> Option<&'static str> {
+    let dbms = dbms.to_ascii_lowercase();
+    if dbms.contains("postgresql") {
+        Some("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    } else if dbms.contains("mariadb") || dbms.contains("mysql") {
+        Some("SET SESSION TRANSACTION READ ONLY")
+    } else if dbms.contains("sqlite") {
+        Some("PRAGMA query_only = ON")
+    } else {
+        None
     }
 }
 
@@ -324,6 +369,10 @@ impl ConnectJob {
 /// panics on that).
 struct Conn {
     handle: ManuallyDrop<odbc_api::handles::Connection<'static>>,
+    /// `SQL_DBMS_NAME`.
+    dbms: String,
+    /// Whether the session refuses writes (see [`Conn::make_read_only`]).
+    read_only: bool,
 }
 
 /// `SQL_MODE_READ_ONLY`.
@@ -347,42 +396,64 @@ impl Info {
             self.driver,
             self.driver_version,
             if self.read_only {
-                ""
+                ", read-only session"
             } else {
-                "; no read-only mode"
+                "; the driver offers no read-only session: use an account that can only read"
             }
         )
     }
 }
 
 impl Conn {
-    /// Asks for a read-only session. Drivers that do not offer one (or ignore it) still only run
-    /// the configured SELECTs; the result is reported by [`Conn::info`].
-    fn set_read_only(&self) -> bool {
+    /// Makes the session read-only: `SQL_ATTR_ACCESS_MODE` for the drivers that honour it, and
+    /// the database's own session setting where there is one ([`read_only_statement`]; its
+    /// failure fails the connection, as for the native sources). Returns whether the session is
+    /// read-only; elsewhere only the configured SELECTs run, with the account's privileges.
+    fn make_read_only(&self) -> Result<bool, diag::Failure> {
         // SAFETY: SQL_ATTR_ACCESS_MODE takes an integer passed in the pointer argument and
         // references no memory.
-        let result = unsafe {
+        let _ = unsafe {
             self.handle.set_attribute(
                 sys::ConnectionAttribute::ACCESS_MODE,
                 SQL_MODE_READ_ONLY as sys::Pointer,
                 0,
             )
         };
-        !result.is_err()
+        let Some(sql) = read_only_statement(&self.dbms) else {
+            return Ok(self.access_mode_read_only());
+        };
+        let failed = |e: &odbc_api::Error| {
+            let mut failure = diag::Failure::from_error(e);
+            failure.message = format!(
+                "cannot make the session read-only (`{sql}`): {}",
+                failure.message
+            );
+            failure
+        };
+        let statement = self
+            .handle
+            .allocate_statement()
+            .into_result(&*self.handle)
+            .map_err(|e| failed(&e))?;
+        // SAFETY: `allocate_statement` returned a valid, freshly allocated statement handle.
+        let mut statement = unsafe { Preallocated::new(statement) };
+        // A SET returns no result set; a cursor, if a driver makes one, is closed on drop.
+        statement.execute(sql, ()).map_err(|e| failed(&e))?;
+        Ok(true)
     }
 
     fn info(&self) -> Info {
         Info {
             driver: self.info_text(sys::InfoType::DriverName),
             driver_version: self.info_text(sys::InfoType::DriverVer),
-            dbms: self.info_text(sys::InfoType::DbmsName),
+            dbms: self.dbms.clone(),
             dbms_version: self.info_text(sys::InfoType::DbmsVer),
-            read_only: self.read_only(),
+            read_only: self.read_only,
         }
     }
 
     /// Whether the driver reports the session as read-only (`SQL_ATTR_ACCESS_MODE`).
-    fn read_only(&self) -> bool {
+    fn access_mode_read_only(&self) -> bool {
         let mut mode: u32 = 0;
         // SAFETY: the attribute is an SQLUINTEGER written into `mode`, which outlives the call.
         let ret = unsafe {
@@ -645,10 +716,7 @@ impl QueryJob {
 
         let mut read: usize = 0;
         let mut scratch = String::new();
-        loop {
-            let Some(fetched) = block_cursor.fetch().map_err(|e| self.failed(&e))? else {
-                break;
-            };
+        while let Some(fetched) = block_cursor.fetch().map_err(|e| self.failed(&e))? {
             let block = self.render(fetched, &plan, read, &mut scratch)?;
             read += block.cells.len() / block.width.max(1);
             tx.blocking_send(Msg::Block(block))
@@ -759,8 +827,8 @@ impl QueryJob {
                     slot,
                     before + row + 1,
                     format!(
-                        "it holds more than the {} characters sds-sync reads from this column \
-                         (its size as the driver reports it, at most {})",
+                        "it is longer than the {} characters sds-sync makes room for in this \
+                         column (its size as the driver reports it, at most {})",
                         slot.chars,
                         column::TEXT_CAP_CHARS
                     ),
@@ -922,5 +990,40 @@ impl<'a> View<'a> {
             View::Binary(v) => v.has_truncated_values().map(|_| 0),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_are_limited_by_the_server_where_the_wrapper_is_known_to_work() {
+        let sql = "SELECT a FROM t -- note".to_owned();
+        assert_eq!(
+            probe_sql("PostgreSQL", sql.clone(), 5),
+            "SELECT * FROM (\nSELECT a FROM t -- note\n) AS q LIMIT 5"
+        );
+        assert!(probe_sql("MariaDB", sql.clone(), 5).ends_with("LIMIT 5"));
+        // T-SQL and Oracle take no LIMIT and not every query in a derived table.
+        assert_eq!(probe_sql("Microsoft SQL Server", sql.clone(), 5), sql);
+        assert_eq!(probe_sql("Oracle", sql.clone(), 5), sql);
+    }
+
+    #[test]
+    fn sessions_are_made_read_only_the_way_each_database_offers() {
+        assert_eq!(
+            read_only_statement("PostgreSQL"),
+            Some("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        );
+        assert_eq!(
+            read_only_statement("MariaDB"),
+            Some("SET SESSION TRANSACTION READ ONLY")
+        );
+        assert_eq!(
+            read_only_statement("SQLite"),
+            Some("PRAGMA query_only = ON")
+        );
+        assert_eq!(read_only_statement("Microsoft SQL Server"), None);
     }
 }
