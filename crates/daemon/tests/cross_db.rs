@@ -9,6 +9,10 @@
 //! fails. It then runs the real `sds-sync once` against each one and against the embedded demo
 //! (`demo:`), and compares every file byte for byte. An unset URL skips that server, except
 //! under `CI=true`, where it fails the test.
+//!
+//! With the `odbc` feature, each database is also exported through its ODBC driver
+//! ("SQLite3", "PostgreSQL Unicode", "MariaDB Unicode") and must give the same bytes as its
+//! native export; a missing driver skips that part, except under `CI=true`.
 
 mod support;
 
@@ -194,6 +198,8 @@ fn same_bytes_everywhere(export: &Export) {
     let (_sqlite_dir, sqlite_url) = sqlite_db();
     let sqlite = run_export(&sqlite_url, export);
     assert_same_files("demo:", &demo, "SQLite", &sqlite);
+    #[cfg(feature = "odbc")]
+    odbc::same_as_native("SQLite", &sqlite_url, &sqlite, export);
 
     for server in [Server::Postgres, Server::MySql] {
         let Some(db) = ScratchDb::create(server) else {
@@ -202,6 +208,8 @@ fn same_bytes_everywhere(export: &Export) {
         let files: Files = run_export(&db.url, export);
         assert_same_files("SQLite", &sqlite, server.name(), &files);
         assert_same_files("demo:", &demo, server.name(), &files);
+        #[cfg(feature = "odbc")]
+        odbc::same_as_native(server.name(), &db.url, &files, export);
         eprintln!(
             "{} {}: {} file(s) identical to SQLite and demo:",
             export.format,
@@ -209,6 +217,92 @@ fn same_bytes_everywhere(export: &Export) {
             files.len()
         );
         drop(db);
+    }
+}
+
+/// The same exports through ODBC drivers.
+#[cfg(feature = "odbc")]
+mod odbc {
+    use super::*;
+
+    /// The Debian driver for a native URL's database, and the `odbc:` URL that reaches it.
+    pub fn odbc_url(native: &str) -> (&'static str, String) {
+        if let Some(path) = native.strip_prefix("sqlite://") {
+            return (
+                "SQLite3",
+                format!("odbc:Driver={{SQLite3}};Database={path}"),
+            );
+        }
+        // scheme://user[:password]@host[:port]/database[?query], as the test URLs are written.
+        let (scheme, rest) = native.split_once("://").expect("server URL");
+        let rest = rest.split('?').next().unwrap_or(rest);
+        let (credentials, rest) = rest.rsplit_once('@').unwrap_or(("", rest));
+        let (user, password) = match credentials.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => (credentials, None),
+        };
+        let (host_port, database) = rest.split_once('/').unwrap_or((rest, ""));
+        let (driver, user_key, default_port) = if scheme.starts_with("postgres") {
+            ("PostgreSQL Unicode", "Uid", "5432")
+        } else {
+            ("MariaDB Unicode", "User", "3306")
+        };
+        let (host, port) = host_port
+            .split_once(':')
+            .unwrap_or((host_port, default_port));
+        let mut text = format!(
+            "odbc:Driver={{{driver}}};Server={host};Port={port};Database={database};\
+             {user_key}={user}"
+        );
+        if let Some(password) = password {
+            text.push_str(&format!(";Pwd={{{password}}}"));
+        }
+        (driver, text)
+    }
+
+    fn driver_installed(name: &str) -> bool {
+        std::process::Command::new("odbcinst")
+            .args(["-q", "-d"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("[{name}]")))
+            .unwrap_or(false)
+    }
+
+    /// Exports `native_url`'s database through ODBC: the files must be those of the native run.
+    pub fn same_as_native(name: &str, native_url: &str, native: &Files, export: &Export) {
+        let (driver, url) = odbc_url(native_url);
+        if !driver_installed(driver) {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "the ODBC driver `{driver}` is not installed, but CI=true: scripts/ci-services \
+                 installs it"
+            );
+            eprintln!("skipped: the ODBC driver `{driver}` is not installed");
+            return;
+        }
+        let files = run_export(&url, export);
+        assert_same_files(name, native, &format!("{name} through ODBC"), &files);
+        eprintln!(
+            "{} {name} through ODBC: {} file(s) identical to the native export",
+            export.format,
+            files.len()
+        );
+    }
+
+    #[test]
+    fn native_urls_become_odbc_connection_strings() {
+        assert_eq!(
+            odbc_url("postgres://postgres@127.0.0.1:5432/x").1,
+            "odbc:Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=x;Uid=postgres"
+        );
+        assert_eq!(
+            odbc_url("mysql://root:pw@db:3307/x").1,
+            "odbc:Driver={MariaDB Unicode};Server=db;Port=3307;Database=x;User=root;Pwd={pw}"
+        );
+        assert_eq!(
+            odbc_url("sqlite:///tmp/a.db").1,
+            "odbc:Driver={SQLite3};Database=/tmp/a.db"
+        );
     }
 }
 

@@ -484,6 +484,35 @@ async fn unknown_dsn_says_so() {
     );
 }
 
+/// A refused TLS handshake (here: verification asked for, with no CA to verify the local
+/// server against, or a server without TLS) points at the TLS settings.
+#[tokio::test]
+async fn refused_tls_points_at_the_tls_settings() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let Some(odbc) = odbc_url(&db) else {
+        return;
+    };
+    let home = tempfile::tempdir().expect("tempdir");
+    // libpq looks for the CA in ~/.postgresql/root.crt unless told: point it at nothing.
+    let missing_ca = home.path().join("no-such-ca.crt");
+    let url = format!(
+        "{odbc};SSLMode=verify-full;SSLRootCert={}",
+        missing_ca.display()
+    );
+    let err = odbc_source(&url, Entity::Schools, "SELECT 1")
+        .await
+        .expect_err("no CA to verify with");
+    let text = err.to_string();
+    assert!(matches!(err, SourceError::Connect { .. }), "{text}");
+    assert!(
+        text.contains("TLS settings of the connection string"),
+        "{text}"
+    );
+    db.close().await;
+}
+
 #[tokio::test]
 async fn malformed_connection_string_is_an_invalid_url_without_secrets() {
     let err = odbc_source(
@@ -565,7 +594,10 @@ async fn configured_password_is_quoted_used_and_never_shown() {
     );
     let text = format!("{refused} {refused:?}");
     assert!(matches!(refused, SourceError::Connect { .. }), "{text}");
-    assert!(text.contains("password"), "login hint: {text}");
+    assert!(
+        text.contains("Access denied") && text.contains("may log in"),
+        "login hint: {text}"
+    );
     for secret in [password, "WrongInString-5531", "Wrong-Cfg-9921", "p;w}d"] {
         assert!(!described.contains(secret), "{described}");
         assert!(!text.contains(secret), "{text}");

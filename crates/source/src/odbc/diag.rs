@@ -43,13 +43,11 @@ impl Failure {
         match e {
             odbc_api::Error::Diagnostics { record, .. } => Failure {
                 state: record.state.as_str().to_owned(),
-                message: odbc_api::handles::slice_to_cow_utf8(&record.message)
-                    .trim()
-                    .to_owned(),
+                message: one_line(&odbc_api::handles::slice_to_cow_utf8(&record.message)),
             },
             other => Failure {
                 state: String::new(),
-                message: other.to_string(),
+                message: one_line(&other.to_string()),
             },
         }
     }
@@ -117,6 +115,12 @@ impl fmt::Display for Failure {
             write!(f, "{} (SQLSTATE {})", self.message, self.state)
         }
     }
+}
+
+/// Drivers spread messages over lines (psqlodbc: `ERROR: ...;\nError while executing the
+/// query`); a log line or a `check` line keeps them on one.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The text of an odbc-api error, for debug lines.
@@ -255,6 +259,14 @@ mod tests {
         .describe_connect(Some("nosuchdsn"), None);
         assert_eq!(hint, HINT_DSN);
         assert!(reason.contains("`nosuchdsn` is not defined"), "{reason}");
+    }
+
+    #[test]
+    fn messages_are_kept_on_one_line() {
+        assert_eq!(
+            one_line(" ERROR: relation \"x\" does not exist;\nError while executing the query "),
+            "ERROR: relation \"x\" does not exist; Error while executing the query"
+        );
     }
 
     #[test]
