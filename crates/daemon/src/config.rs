@@ -65,7 +65,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSection {
-    /// `postgres://`, `mysql://` (MariaDB too), `sqlite://`, or `demo:`.
+    /// `postgres://`, `mysql://` (MariaDB too), `sqlite://`, `odbc:<connection string>` (with
+    /// the `odbc` feature), or `demo:`.
     pub url: String,
     pub password: Option<SecretString>,
     pub password_file: Option<PathBuf>,

@@ -1,6 +1,7 @@
 //! sds-source owns reading the SIS: one sqlx pool (PostgreSQL, MySQL/MariaDB or SQLite, chosen by
-//! URL) and one query per entity of the source contract, whose values it turns into text the same
-//! way on every database.
+//! URL) or, with the `odbc` feature, an ODBC data source (SQL Server, Oracle, ...), and one query
+//! per entity of the source contract, whose values it turns into text the same way on every
+//! database.
 //!
 //! Architecture invariant: the SIS is read-only (connections are opened read-only where the
 //! database allows it, and only the configured SELECTs are run); this crate knows nothing of
@@ -9,7 +10,8 @@
 //! Modules: `connect` (URL → pool, read-only sessions, the embedded demo SIS), `tls` (how a
 //! networked SIS is protected: verified TLS by default, warnings otherwise), `plan` (result
 //! columns → contract columns), `render` (database values → text; its module doc has the table
-//! of what each type prints as), `queries` (the default query of each entity).
+//! of what each type prints as), `queries` (the default query of each entity), `odbc` (the ODBC
+//! kind: its own connection per query on a thread, the same contract checks and text).
 
 mod connect;
 mod copy;
@@ -46,7 +48,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// What `[source]` says, already resolved (password from `password_file` or env).
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
-    /// `postgres://`, `mysql://`/`mariadb://`, `sqlite://`, or `demo:` (embedded demo SIS).
+    /// `postgres://`, `mysql://`/`mariadb://`, `sqlite://`, `odbc:<connection string>` (with the
+    /// `odbc` feature), or `demo:` (embedded demo SIS).
     pub url: String,
     /// Overrides any password in the URL. Never logged.
     pub password: Option<SecretString>,
@@ -233,7 +236,9 @@ impl Source {
     }
 
     /// Where the data comes from, without credentials: `postgres://127.0.0.1:5432/sis`,
-    /// `mysql://db:3306/sis`, `sqlite:///var/lib/sis.db`, `demo (embedded SQLite)`.
+    /// `mysql://db:3306/sis`, `sqlite:///var/lib/sis.db`, `demo (embedded SQLite)`; ODBC: the
+    /// connection string with secrets masked, then the DBMS and driver it reached and whether
+    /// the session is read-only.
     pub fn describe(&self) -> String {
         self.target.clone()
     }

@@ -3,13 +3,14 @@
 //! and text as the sqlx sources.
 //!
 //! ODBC calls block, so each query runs on a thread of its own: it connects, makes the session
-//! read-only where the driver allows (`SQL_ATTR_ACCESS_MODE`), sets the query timeout
-//! (`SQL_ATTR_QUERY_TIMEOUT`), checks the contract columns from the result set's description,
-//! then fetches rows in blocks into one bounded columnar buffer, turns each block into text
+//! read-only (the database's own statement where it has one, else `SQL_ATTR_ACCESS_MODE`, which
+//! the driver may ignore), sets the query timeout (`SQL_ATTR_QUERY_TIMEOUT`), checks the
+//! contract columns from the result set's description, then fetches rows in blocks into one bounded columnar buffer, turns each block into text
 //! ([`column`]) and hands it over a channel of two blocks to the async caller, which feeds the
-//! same row callback as the other kinds. Memory is the buffer plus three blocks of text, whatever
-//! the number of rows. When the caller gives up (timeout, error, shutdown) the running statement
-//! is cancelled (`SQLCancel`) and the thread closes its connection.
+//! same row callback as the other kinds. Memory is the buffer plus at most four blocks of text
+//! (two queued, one being rendered, one being read), whatever the number of rows. When the
+//! caller gives up (timeout, error, shutdown) the running statement is cancelled (`SQLCancel`)
+//! and the thread closes its connection.
 //!
 //! No connection is kept between queries: runs are hours apart, and a fresh connection per query
 //! never meets a connection the server dropped in between.
