@@ -206,7 +206,7 @@ impl Source {
             // The LIMIT syntax differs by DBMS (TOP, FETCH FIRST, ...): see `probe_sql`. The
             // driver is asked for at most PROBE_ROWS rows, and reading stops there in any case.
             let started = Instant::now();
-            let mut ignore = |_: &[Option<&str>]| ();
+            let mut ignore = |_: &[Option<&str>]| Ok(());
             let sql = odbc.probe_sql(sql, PROBE_ROWS);
             let read = odbc.read(query, sql, Some(PROBE_ROWS), &mut ignore);
             let rows = self.timed(query, read).await?;
@@ -265,6 +265,8 @@ impl Source {
                 row.map(|r| r.map(|(_, v)| v).filter(|v| !v.is_empty()))
             }
             Pools::Sqlite(_) => return None,
+            #[cfg(feature = "odbc")]
+            Pools::Odbc(_) => return None,
         };
         let session = match session {
             Ok(Some(version)) => format!("TLS ({version})"),

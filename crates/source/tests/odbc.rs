@@ -429,6 +429,37 @@ async fn probe_reads_a_handful_of_rows() {
     db.close().await;
 }
 
+/// `[source]`'s row and value limits apply to ODBC rows as they stream: the read stops with the
+/// limit's error (the statement is cancelled, the rows are not all fetched).
+#[tokio::test]
+async fn row_and_value_limits_apply_while_rows_stream() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let Some(odbc) = odbc_url(&db) else {
+        return;
+    };
+    let sql = "SELECT g::text AS school_id, 'School ' || g AS name \
+               FROM generate_series(1, 2000000) AS g";
+    let mut cfg = common::config(&odbc, Entity::Schools, sql);
+    cfg.max_rows = 2500;
+    let source = Source::connect(&cfg).await.expect("connect");
+    let err = read_all(&source, Entity::Schools)
+        .await
+        .expect_err("more rows than max_rows");
+    assert!(matches!(err, SourceError::TooManyRows { .. }), "{err}");
+
+    let sql = "SELECT '1' AS school_id, repeat('x', 3000) AS name";
+    let mut cfg = common::config(&odbc, Entity::Schools, sql);
+    cfg.max_value_bytes = 2000;
+    let source = Source::connect(&cfg).await.expect("connect");
+    let err = read_all(&source, Entity::Schools)
+        .await
+        .expect_err("a value over max_value_bytes");
+    assert!(matches!(err, SourceError::ValueTooLong { .. }), "{err}");
+    db.close().await;
+}
+
 /// An unknown driver name fails before connecting, listing the drivers unixODBC knows.
 #[tokio::test]
 async fn unknown_driver_lists_the_installed_drivers() {

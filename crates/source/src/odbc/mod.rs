@@ -154,6 +154,8 @@ pub(crate) async fn connect(
         }),
         target: format!("{} ({})", names.target, info.summary()),
         scrubber,
+        // TLS is the driver's: its keys are in the connection string.
+        tls: None,
     })
 }
 
@@ -174,7 +176,7 @@ impl OdbcSource {
         sink: &mut F,
     ) -> Result<u64, SourceError>
     where
-        F: FnMut(&[Option<&str>]),
+        F: FnMut(&[Option<&str>]) -> Result<(), SourceError>,
     {
         let (tx, mut rx) = mpsc::channel(2);
         let cancel = Arc::new(CancelSlot::default());
@@ -227,7 +229,9 @@ impl OdbcSource {
                                 .flatten()
                                 .and_then(|(start, end)| block.text.get(start..end))
                         });
-                        sink(values.get(..block.width).unwrap_or(&values));
+                        // An error here (a limit) returns, dropping the guard: the statement
+                        // is cancelled.
+                        sink(values.get(..block.width).unwrap_or(&values))?;
                         count += 1;
                     }
                 }
@@ -270,7 +274,7 @@ impl Names {
             target: self.target.clone(),
             user: self.user.clone(),
             reason: scrubber.scrub(reason),
-            hint,
+            hint: hint.to_owned(),
         }
     }
 }
