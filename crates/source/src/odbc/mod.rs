@@ -125,6 +125,12 @@ pub(crate) async fn connect(
             info
         });
         let _ = tx.send(result);
+    })
+    .map_err(|e| {
+        failed(
+            format!("cannot start a thread for the ODBC driver: {e}"),
+            diag::HINT_GENERIC,
+        )
     })?;
     let info = match tokio::time::timeout(source.connect_timeout, rx).await {
         Ok(Ok(Ok(info))) => info,
@@ -190,7 +196,13 @@ impl OdbcSource {
             scrubber: self.scrubber.clone(),
         };
         let thread_cancel = Arc::clone(&cancel);
-        spawn("sds-odbc-query", move || job.run(&tx, &thread_cancel))?;
+        spawn("sds-odbc-query", move || job.run(&tx, &thread_cancel)).map_err(|e| {
+            SourceError::Query {
+                query,
+                backend: LABEL,
+                message: format!("cannot start a thread for the ODBC driver: {e}"),
+            }
+        })?;
         // From here on, leaving early (an error, the caller's timeout dropping this future)
         // cancels the statement; the thread then finds the channel closed and cleans up.
         let mut guard = CancelOnDrop {
@@ -296,15 +308,13 @@ fn probe_sql(dbms: &str, sql: String, rows: usize) -> String {
     }
 }
 
-/// Starts a named thread for blocking ODBC work.
-fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), SourceError> {
+/// Starts a named thread for blocking ODBC work. A std thread rather than tokio's blocking
+/// pool: a driver call that never returns must not hold up the runtime's shutdown.
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(work)
         .map(drop)
-        .map_err(|e| SourceError::InvalidUrl {
-            reason: format!("cannot start a thread for the ODBC driver: {e}"),
-        })
 }
 
 /// What the query thread sends.
