@@ -36,6 +36,7 @@ MAILBOX=sds-export@district.test
 SCOPE=https://outlook.office365.com/.default
 CLIENT_ID=sds-sync-test
 SHORT_CLIENT_ID=sds-sync-short   # its tokens live 3 s: the refresh test
+CACHE_CLIENT_ID=sds-sync-cache   # used by one test only, which counts its token requests
 MAIL_USER=sdsoauthmail           # the system user Dovecot's submission process runs as
 
 log() { echo "mail-oauth2.sh: $*" >&2; }
@@ -112,8 +113,16 @@ make_secrets() {
   secret=$(cat "$STATE/client_secret")
   printf '%s %s %s %s %s\n' \
     "$CLIENT_ID" "$secret" "$MAILBOX" 3600 "$SCOPE" \
-    "$SHORT_CLIENT_ID" "$secret" "$MAILBOX" 3 "$SCOPE" > "$STATE/clients"
-  chmod 600 "$STATE/clients"
+    "$CACHE_CLIENT_ID" "$secret" "$MAILBOX" 3600 "$SCOPE" \
+    "$SHORT_CLIENT_ID" "$secret" "$MAILBOX" 3 "$SCOPE" > "$STATE/clients.new"
+  chmod 600 "$STATE/clients.new"
+  if cmp -s "$STATE/clients.new" "$STATE/clients"; then
+    rm -f "$STATE/clients.new"
+  else
+    # The endpoint reads its clients at start: a changed list needs a restart.
+    mv "$STATE/clients.new" "$STATE/clients"
+    stop_pid "$STATE/oauth2.pid"
+  fi
   id -u "$MAIL_USER" >/dev/null 2>&1 || useradd -M -d "$STATE/home" -s /usr/sbin/nologin "$MAIL_USER"
   install -d -o "$MAIL_USER" -g "$MAIL_USER" -m 700 "$STATE/home"
 }
@@ -199,7 +208,8 @@ start_oauth2() {
     return 0
   fi
   stop_pid "$STATE/oauth2.pid"
-  env CLIENTS_FILE="$STATE/clients" TOKEN_PORT="$TOKEN_PORT" INTROSPECT_PORT="$INTROSPECT_PORT" \
+  rm -f "$STATE/issued.json"
+  env CLIENTS_FILE="$STATE/clients" ISSUED_FILE="$STATE/issued.json" TOKEN_PORT="$TOKEN_PORT" INTROSPECT_PORT="$INTROSPECT_PORT" \
     TLS_CERT="$PKI/server.crt" TLS_KEY="$PKI/server.key" \
     setsid python3 "$HERE/mail-oauth2/oauth2_server.py" > "$STATE/oauth2.log" 2>&1 < /dev/null &
   echo $! > "$STATE/oauth2.pid"
@@ -229,9 +239,10 @@ export SDS_TEST_OAUTH2_SMTP_PORT=$SUBMISSION_PORT
 export SDS_TEST_OAUTH2_SMTPS_PORT=$SUBMISSIONS_PORT
 export SDS_TEST_OAUTH2_CA_FILE=$PKI/ca.crt
 export SDS_TEST_OAUTH2_TOKEN_URL=https://127.0.0.1:$TOKEN_PORT/token
-export SDS_TEST_OAUTH2_STATS_URL=https://127.0.0.1:$TOKEN_PORT/stats
+export SDS_TEST_OAUTH2_ISSUED_FILE=$STATE/issued.json
 export SDS_TEST_OAUTH2_CLIENT_ID=$CLIENT_ID
 export SDS_TEST_OAUTH2_SHORT_CLIENT_ID=$SHORT_CLIENT_ID
+export SDS_TEST_OAUTH2_CACHE_CLIENT_ID=$CACHE_CLIENT_ID
 export SDS_TEST_OAUTH2_CLIENT_SECRET_FILE=$STATE/client_secret
 export SDS_TEST_OAUTH2_SCOPE=$SCOPE
 export SDS_TEST_OAUTH2_MAILBOX=$MAILBOX

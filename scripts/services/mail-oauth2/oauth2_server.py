@@ -6,7 +6,8 @@ Two listeners on 127.0.0.1 (standard library only):
                      Entra ID answers it: form fields grant_type, client_id, client_secret (or HTTP
                      Basic), scope -> {"token_type": "Bearer", "expires_in": N, "access_token": ...}.
                      Errors are RFC 6749 JSON bodies (invalid_client 401, invalid_scope 400, ...).
-                     GET /stats -> {"issued": {"<client_id>": n}} so tests can count token requests.
+                     Each token issued also updates ISSUED_FILE ({"<client_id>": n}, written
+                     atomically), so tests can count token requests.
   INTROSPECT_PORT HTTP POST /introspect (RFC 7662), for Dovecot's oauth2 passdb: token=... ->
                      {"active": true, "username": "<mailbox>", ...} while the token is unexpired.
 
@@ -60,9 +61,6 @@ class Handler(BaseHTTPRequestHandler):
         return {k: v[0] for k, v in urllib.parse.parse_qs(raw, keep_blank_values=True).items()}
 
     def do_GET(self):
-        if self.path == "/stats" and self.server.kind == "token":
-            with lock:
-                return self.reply(200, {"issued": dict(issued)})
         return self.reply(404, {"error": "not_found"})
 
     def do_POST(self):
@@ -98,6 +96,10 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             tokens[token] = (client["mailbox"], time.time() + client["lifetime"], cid)
             issued[cid] = issued.get(cid, 0) + 1
+            tmp = os.environ["ISSUED_FILE"] + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as out:
+                json.dump(issued, out)
+            os.replace(tmp, os.environ["ISSUED_FILE"])
         return self.reply(200, {"token_type": "Bearer", "expires_in": client["lifetime"],
                                 "ext_expires_in": client["lifetime"], "access_token": token})
 

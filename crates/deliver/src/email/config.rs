@@ -53,6 +53,29 @@ impl EmailTls {
     }
 }
 
+/// How sds-sync logs in to the SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailAuth {
+    /// `username` + `password`/`password_file` with AUTH PLAIN or LOGIN; or no login at all
+    /// when `username` is not set.
+    #[default]
+    Password,
+    /// `AUTH XOAUTH2` with an OAuth2 access token for `username` (the mailbox), fetched with the
+    /// client-credentials grant (Microsoft 365 / Exchange Online).
+    Xoauth2,
+}
+
+impl EmailAuth {
+    /// The config spelling, for messages and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailAuth::Password => "password",
+            EmailAuth::Xoauth2 => "xoauth2",
+        }
+    }
+}
+
 /// How the files travel in the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -90,8 +113,14 @@ pub struct EmailConfig {
     /// `"starttls"` (default), `"implicit"` or `"none"`.
     #[serde(default)]
     pub tls: EmailTls,
-    /// Login for SMTP AUTH (PLAIN or LOGIN). Leave out for a relay that needs no login.
-    /// Requires `password` or `password_file`, and TLS.
+    /// `"password"` (default): AUTH PLAIN/LOGIN with `username` and a password (or no login
+    /// without `username`). `"xoauth2"`: AUTH XOAUTH2 with an OAuth2 token for `username`, see the
+    /// `oauth2_*` keys.
+    #[serde(default)]
+    pub auth: EmailAuth,
+    /// Login for SMTP AUTH (PLAIN or LOGIN), or the mailbox address with `auth = "xoauth2"`.
+    /// Leave out for a relay that needs no login. Requires `password` or `password_file` (with
+    /// `auth = "password"`), and TLS.
     #[serde(default)]
     pub username: Option<String>,
     /// Password for `username`. Prefer `password_file` or the environment over the config file.
@@ -102,9 +131,32 @@ pub struct EmailConfig {
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     /// PEM file with CA certificate(s) to trust in addition to the built-in public roots, for a
-    /// server whose certificate comes from an internal CA.
+    /// server whose certificate comes from an internal CA. Also trusted for the OAuth2 token
+    /// endpoint.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// `auth = "xoauth2"`: the Microsoft Entra tenant (directory ID or primary domain, e.g.
+    /// `contoso.onmicrosoft.com`); the token endpoint is then
+    /// `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`. Alternative to
+    /// `oauth2_token_url`.
+    #[serde(default)]
+    pub oauth2_tenant: Option<String>,
+    /// `auth = "xoauth2"`: the token endpoint (`https://...`) of another identity provider.
+    #[serde(default)]
+    pub oauth2_token_url: Option<String>,
+    /// `auth = "xoauth2"`: the application (client) ID of the app registration.
+    #[serde(default)]
+    pub oauth2_client_id: Option<String>,
+    /// `auth = "xoauth2"`: the client secret. Prefer `oauth2_client_secret_file`.
+    #[serde(default)]
+    pub oauth2_client_secret: Option<SecretString>,
+    /// `auth = "xoauth2"`: file holding the client secret (a trailing newline is ignored).
+    #[serde(default)]
+    pub oauth2_client_secret_file: Option<PathBuf>,
+    /// `auth = "xoauth2"`: the scope to ask for. Default with `oauth2_tenant`:
+    /// `https://outlook.office365.com/.default`; required with `oauth2_token_url`.
+    #[serde(default)]
+    pub oauth2_scope: Option<String>,
     /// Sender address, e.g. `"SDS export <sds@school.example>"`.
     pub from: String,
     /// Recipient addresses (at least one). All of them get the same message.
@@ -169,10 +221,17 @@ impl EmailConfig {
             smtp_host: smtp_host.into(),
             smtp_port: None,
             tls: EmailTls::default(),
+            auth: EmailAuth::default(),
             username: None,
             password: None,
             password_file: None,
             ca_file: None,
+            oauth2_tenant: None,
+            oauth2_token_url: None,
+            oauth2_client_id: None,
+            oauth2_client_secret: None,
+            oauth2_client_secret_file: None,
+            oauth2_scope: None,
             from: from.into(),
             to,
             subject: default_subject(),
@@ -214,6 +273,14 @@ impl EmailConfig {
                 "must not be empty; leave it out for a relay without login".into(),
             ));
         }
+        if self.auth == EmailAuth::Xoauth2 {
+            self.validate_oauth2().map_err(|(key, m)| err(key, m))?;
+        } else if let Some(key) = self.oauth2_keys_set().first() {
+            return Err(err(
+                key,
+                "is an OAuth2 setting, but `auth` is not \"xoauth2\"; set auth = \"xoauth2\" or remove it".into(),
+            ));
+        }
         if self.password.is_some() && self.password_file.is_some() {
             return Err(err(
                 "password_file",
@@ -222,6 +289,7 @@ impl EmailConfig {
         }
         let has_password = self.password.is_some() || self.password_file.is_some();
         match (&self.username, has_password) {
+            _ if self.auth == EmailAuth::Xoauth2 => {}
             (Some(_), false) => {
                 return Err(err(
                     "password",
@@ -284,6 +352,156 @@ impl EmailConfig {
             return Err(err("timeout_secs", "must be at least 1".into()));
         }
         Ok(())
+    }
+}
+
+impl EmailConfig {
+    /// The OAuth2 keys that are set, by name.
+    fn oauth2_keys_set(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.oauth2_tenant.is_some() {
+            keys.push("oauth2_tenant");
+        }
+        if self.oauth2_token_url.is_some() {
+            keys.push("oauth2_token_url");
+        }
+        if self.oauth2_client_id.is_some() {
+            keys.push("oauth2_client_id");
+        }
+        if self.oauth2_client_secret.is_some() {
+            keys.push("oauth2_client_secret");
+        }
+        if self.oauth2_client_secret_file.is_some() {
+            keys.push("oauth2_client_secret_file");
+        }
+        if self.oauth2_scope.is_some() {
+            keys.push("oauth2_scope");
+        }
+        keys
+    }
+
+    /// `auth = "xoauth2"`: the mailbox, where to get tokens, and as whom.
+    fn validate_oauth2(&self) -> Result<(), (&'static str, String)> {
+        match self.username.as_deref() {
+            None => {
+                return Err((
+                    "username",
+                    "is missing: with auth = \"xoauth2\" it is the mailbox to send as (e.g. sds@school.example)".into(),
+                ));
+            }
+            Some(u) if u.parse::<Mailbox>().is_err() || u.contains('<') => {
+                return Err((
+                    "username",
+                    format!(
+                        "must be the mailbox address with auth = \"xoauth2\" (e.g. sds@school.example), not {u:?}"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        if self.password.is_some() || self.password_file.is_some() {
+            let key = if self.password.is_some() {
+                "password"
+            } else {
+                "password_file"
+            };
+            return Err((
+                key,
+                "is set, but auth = \"xoauth2\" logs in with a token: remove it (the client secret goes in oauth2_client_secret_file)".into(),
+            ));
+        }
+        if self.tls == EmailTls::None {
+            return Err((
+                "tls",
+                "is \"none\" but auth = \"xoauth2\": the token would cross the network in clear; use \"starttls\" or \"implicit\"".into(),
+            ));
+        }
+        match (&self.oauth2_tenant, &self.oauth2_token_url) {
+            (Some(_), Some(_)) => {
+                return Err((
+                    "oauth2_token_url",
+                    "and `oauth2_tenant` are both set; keep one (oauth2_tenant for Microsoft 365)"
+                        .into(),
+                ));
+            }
+            (None, None) => {
+                return Err((
+                    "oauth2_tenant",
+                    "is missing: auth = \"xoauth2\" needs `oauth2_tenant` (Microsoft 365: the directory ID or primary domain) or `oauth2_token_url`".into(),
+                ));
+            }
+            (Some(t), None) => {
+                let ok = !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+                if !ok {
+                    return Err((
+                        "oauth2_tenant",
+                        format!(
+                            "must be the tenant's directory ID or domain (e.g. contoso.onmicrosoft.com), not {t:?}"
+                        ),
+                    ));
+                }
+            }
+            (None, Some(u)) => {
+                super::oauth2::check_token_url(u).map_err(|m| ("oauth2_token_url", m))?;
+                if self.oauth2_scope.is_none() {
+                    return Err((
+                        "oauth2_scope",
+                        "is missing: with oauth2_token_url, set the scope the provider wants for SMTP".into(),
+                    ));
+                }
+            }
+        }
+        if self
+            .oauth2_client_id
+            .as_deref()
+            .is_none_or(|c| c.trim().is_empty())
+        {
+            return Err((
+                "oauth2_client_id",
+                "is missing: the application (client) ID of the app registration".into(),
+            ));
+        }
+        match (&self.oauth2_client_secret, &self.oauth2_client_secret_file) {
+            (Some(_), Some(_)) => {
+                return Err((
+                    "oauth2_client_secret_file",
+                    "and `oauth2_client_secret` are both set; keep one of them".into(),
+                ));
+            }
+            (None, None) => {
+                return Err((
+                    "oauth2_client_secret_file",
+                    "is missing: auth = \"xoauth2\" needs `oauth2_client_secret_file` (or `oauth2_client_secret`)".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self
+            .oauth2_scope
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty() || s.contains(['\r', '\n']))
+        {
+            return Err(("oauth2_scope", "must be a non-empty single line".into()));
+        }
+        Ok(())
+    }
+
+    /// The token endpoint in effect with `auth = "xoauth2"`.
+    pub fn oauth2_token_url(&self) -> Option<String> {
+        match (&self.oauth2_token_url, &self.oauth2_tenant) {
+            (Some(u), _) => Some(u.clone()),
+            (None, Some(t)) => Some(super::oauth2::MICROSOFT_TOKEN_URL.replace("{tenant}", t)),
+            (None, None) => None,
+        }
+    }
+
+    /// The scope in effect with `auth = "xoauth2"`.
+    pub fn oauth2_scope(&self) -> String {
+        self.oauth2_scope
+            .clone()
+            .unwrap_or_else(|| super::oauth2::MICROSOFT_SMTP_SCOPE.to_owned())
     }
 }
 
@@ -452,6 +670,99 @@ mod tests {
         ok.smtp_host = "::1".into();
         ok.subject = "{snapshot_id} {not a placeholder} {".into();
         ok.validate().unwrap();
+    }
+
+    fn xoauth2() -> EmailConfig {
+        let mut c = cfg();
+        c.auth = EmailAuth::Xoauth2;
+        c.username = Some("sds@example.org".into());
+        c.oauth2_tenant = Some("contoso.onmicrosoft.com".into());
+        c.oauth2_client_id = Some("11111111-2222-3333-4444-555555555555".into());
+        c.oauth2_client_secret_file = Some("/etc/sds-sync/m365-secret".into());
+        c
+    }
+
+    #[test]
+    fn xoauth2_from_toml_with_microsoft_defaults() {
+        let c: EmailConfig = toml::from_str(
+            "name = 'm365'\nsmtp_host = 'smtp.office365.com'\nfrom = 'sds@contoso.example'\nto = ['sds@contoso.example']\n\
+             auth = 'xoauth2'\nusername = 'sds@contoso.example'\noauth2_tenant = 'contoso.onmicrosoft.com'\n\
+             oauth2_client_id = 'app'\noauth2_client_secret_file = '/s'\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.auth, EmailAuth::Xoauth2);
+        assert_eq!(
+            c.oauth2_token_url().unwrap(),
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        assert_eq!(c.oauth2_scope(), "https://outlook.office365.com/.default");
+        assert_eq!(c.port(), 587);
+    }
+
+    #[test]
+    fn xoauth2_validation_names_the_key() {
+        type Edit = Box<dyn Fn(&mut EmailConfig)>;
+        let cases: Vec<(&str, Edit)> = vec![
+            ("username", Box::new(|c| c.username = None)),
+            (
+                "username",
+                Box::new(|c| c.username = Some("not-a-mailbox".into())),
+            ),
+            (
+                "password",
+                Box::new(|c| c.password = Some(SecretString::from("p"))),
+            ),
+            ("tls", Box::new(|c| c.tls = EmailTls::None)),
+            ("oauth2_tenant", Box::new(|c| c.oauth2_tenant = None)),
+            (
+                "oauth2_tenant",
+                Box::new(|c| c.oauth2_tenant = Some("contoso/../x".into())),
+            ),
+            (
+                "oauth2_token_url",
+                Box::new(|c| c.oauth2_token_url = Some("https://idp/token".into())),
+            ),
+            (
+                "oauth2_token_url",
+                Box::new(|c| {
+                    c.oauth2_tenant = None;
+                    c.oauth2_token_url = Some("http://idp/token".into());
+                    c.oauth2_scope = Some("smtp".into());
+                }),
+            ),
+            (
+                "oauth2_scope",
+                Box::new(|c| {
+                    c.oauth2_tenant = None;
+                    c.oauth2_token_url = Some("https://idp/token".into());
+                }),
+            ),
+            ("oauth2_client_id", Box::new(|c| c.oauth2_client_id = None)),
+            (
+                "oauth2_client_secret_file",
+                Box::new(|c| c.oauth2_client_secret_file = None),
+            ),
+            (
+                "oauth2_client_secret_file",
+                Box::new(|c| c.oauth2_client_secret = Some(SecretString::from("s"))),
+            ),
+            (
+                "oauth2_scope",
+                Box::new(|c| c.oauth2_scope = Some(" ".into())),
+            ),
+        ];
+        for (key, edit) in cases {
+            let mut c = xoauth2();
+            edit(&mut c);
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        }
+        xoauth2().validate().unwrap();
+        // OAuth2 keys without auth = "xoauth2" are a mistake, not silently ignored.
+        let mut c = cfg();
+        c.oauth2_client_id = Some("app".into());
+        assert_eq!(c.validate().unwrap_err().key, "oauth2_client_id");
     }
 
     #[test]

@@ -9,18 +9,20 @@
 
 mod config;
 mod message;
+mod oauth2;
 mod session;
 
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SUBJECT, DEFAULT_TIMEOUT_SECS,
-    EmailAttach, EmailConfig, EmailConfigError, EmailTls, SUBJECT_PLACEHOLDERS,
+    EmailAttach, EmailAuth, EmailConfig, EmailConfigError, EmailTls, SUBJECT_PLACEHOLDERS,
 };
+pub use oauth2::{MICROSOFT_SMTP_SCOPE, MICROSOFT_TOKEN_URL};
 
 use crate::staged::{SecretForm, read_secret_file};
 use crate::{DeliverError, Destination, FileSet, SetFile};
 use futures_util::future::BoxFuture;
 use lettre::message::Mailbox;
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS, Mechanism};
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use message::{BuildError, MessageParams};
 use secrecy::ExposeSecret;
@@ -46,6 +48,8 @@ struct Inner {
     to: Vec<Mailbox>,
     security: Security,
     credentials: Option<Credentials>,
+    /// `auth = "xoauth2"`: where each login's token comes from.
+    oauth2: Option<oauth2::TokenSource>,
     warnings: Vec<String>,
 }
 
@@ -129,6 +133,10 @@ impl EmailDestination {
                 Security::Implicit(config)
             }
         };
+        let oauth2 = match cfg.auth {
+            EmailAuth::Xoauth2 => Some(token_source(&cfg, &mut warnings)?),
+            EmailAuth::Password => None,
+        };
         let credentials = match (&cfg.username, password) {
             (Some(user), Some(password)) => Some(Credentials::new(
                 user.clone(),
@@ -144,6 +152,7 @@ impl EmailDestination {
                 to,
                 security,
                 credentials,
+                oauth2,
                 warnings,
             }),
         })
@@ -267,20 +276,80 @@ impl EmailDestination {
         }
     }
 
+    /// `auth = "xoauth2"`: the mailbox and a current token, as XOAUTH2 credentials.
+    async fn oauth2_credentials(
+        &self,
+        source: &oauth2::TokenSource,
+    ) -> Result<Credentials, DeliverError> {
+        let token = source.token().await.map_err(|e| {
+            let message = format!("{}: no OAuth2 token: {e}", self.server());
+            if e.permanent {
+                DeliverError::permanent(self.name_(), message)
+            } else {
+                DeliverError::retryable(self.name_(), message)
+            }
+        })?;
+        let mailbox = self.inner.cfg.username.clone().unwrap_or_default();
+        Ok(Credentials::new(mailbox, token.expose_secret().to_owned()))
+    }
+
+    /// A refused XOAUTH2 login: drops the cached token (it may have been revoked) and says what
+    /// to check on the Microsoft 365 side.
+    async fn oauth2_refused(
+        &self,
+        source: &oauth2::TokenSource,
+        e: &lettre::transport::smtp::Error,
+    ) -> DeliverError {
+        source.invalidate().await;
+        // Dovecot and Exchange answer a bad token with a 334 error challenge and then 535;
+        // lettre stops at the challenge ("does not expect a challenge").
+        let detail = match e.status() {
+            Some(code) => format!("{code} {e}"),
+            None => "the server answered the token with an error challenge".to_owned(),
+        };
+        DeliverError::permanent(
+            self.name_(),
+            format!(
+                "{}: the server refused the OAuth2 token (from {}) for mailbox {:?} ({detail}); in Microsoft 365 \
+                 check that SMTP AUTH is enabled for that mailbox, that the app's service principal is registered \
+                 in Exchange Online (New-ServicePrincipal) with access to the mailbox (Add-MailboxPermission \
+                 -AccessRights FullAccess), and that the app has the SMTP.SendAsApp permission with admin consent",
+                self.server(),
+                source.url(),
+                self.inner.cfg.username.as_deref().unwrap_or_default()
+            ),
+        )
+    }
+
     /// Connect, secure and log in; errors are classified and name the server.
     async fn open(
         &self,
     ) -> Result<lettre::transport::smtp::client::AsyncSmtpConnection, DeliverError> {
         let inner = &self.inner;
+        let token_credentials = match &inner.oauth2 {
+            Some(source) => Some(self.oauth2_credentials(source).await?),
+            None => None,
+        };
+        let (credentials, mechanisms) = match &token_credentials {
+            Some(c) => (Some(c), &[Mechanism::Xoauth2][..]),
+            None => (inner.credentials.as_ref(), DEFAULT_MECHANISMS),
+        };
         let params = Params {
             host: &inner.cfg.smtp_host,
             port: inner.port,
             connect_timeout: Duration::from_secs(inner.cfg.connect_timeout_secs),
             security: &inner.security,
-            credentials: inner.credentials.as_ref(),
+            credentials,
+            mechanisms,
         };
         let tls = inner.cfg.tls;
-        session::open(params).await.map_err(|e| match e {
+        let result = session::open(params).await;
+        if let (Err(OpenError::Smtp(e)), Some(source)) = (&result, &inner.oauth2)
+            && token_refused(e)
+        {
+            return Err(self.oauth2_refused(source, e).await);
+        }
+        result.map_err(|e| match e {
             OpenError::Smtp(e) => self.smtp_error("connecting", &e),
             OpenError::ConnectTimeout => DeliverError::retryable(
                 self.name_(),
@@ -383,6 +452,15 @@ impl EmailDestination {
     }
 }
 
+/// Whether a failed login with XOAUTH2 means the server refused the token: an AUTH reply
+/// (530/534/535), or the error challenge lettre cannot answer.
+fn token_refused(e: &lettre::transport::smtp::Error) -> bool {
+    let auth_reply = e
+        .status()
+        .is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535"));
+    auth_reply || (e.is_client() && e.to_string().contains("does not expect a challenge"))
+}
+
 fn classify(e: &lettre::transport::smtp::Error, tls: EmailTls) -> (crate::ErrorKind, String) {
     use crate::ErrorKind::{Permanent, Retryable};
     if let Some(code) = e.status() {
@@ -423,7 +501,7 @@ fn classify(e: &lettre::transport::smtp::Error, tls: EmailTls) -> (crate::ErrorK
         let advice = if text.contains("STARTTLS") {
             "the server does not offer STARTTLS: use tls = \"implicit\" if it expects TLS from the start (port 465)"
         } else if text.contains("authentication mechanism") {
-            "the server offers no AUTH mechanism sds-sync supports (PLAIN, LOGIN): check `tls`, `smtp_port` and whether this server needs a login"
+            "the server offers no AUTH mechanism sds-sync supports (PLAIN, LOGIN, or XOAUTH2 with auth = \"xoauth2\"): check `tls`, `smtp_port`, `auth` and whether this server needs a login"
         } else {
             "check the destination's configuration"
         };
@@ -484,6 +562,48 @@ fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a
         cur = err.source();
     }
     None
+}
+
+/// `auth = "xoauth2"`: reads the client secret and prepares the token endpoint client.
+fn token_source(
+    cfg: &EmailConfig,
+    warnings: &mut Vec<String>,
+) -> Result<oauth2::TokenSource, DeliverError> {
+    let config_error =
+        |m: String| DeliverError::permanent(&cfg.name, format!("configuration: {m}"));
+    let secret = match (&cfg.oauth2_client_secret, &cfg.oauth2_client_secret_file) {
+        (Some(s), _) => s.clone(),
+        (None, Some(path)) => {
+            let file = read_secret_file("oauth2_client_secret_file", path, SecretForm::Line)
+                .map_err(config_error)?;
+            if let Some(w) = file.warning {
+                warnings.push(format!("destination {:?}: {w}", cfg.name));
+            }
+            file.value
+        }
+        (None, None) => {
+            return Err(config_error(
+                "`oauth2_client_secret_file` is missing".into(),
+            ));
+        }
+    };
+    let url = cfg
+        .oauth2_token_url()
+        .ok_or_else(|| config_error("`oauth2_tenant` or `oauth2_token_url` is missing".into()))?;
+    // The token endpoint is a plain HTTPS server: the same trust as the SMTP server's
+    // (public roots + `ca_file`); one request per token, so no session resumption.
+    let tls =
+        crate::tls::client_config(cfg.ca_file.as_deref(), "`ca_file`", false, false)
+            .map_err(config_error)?;
+    oauth2::TokenSource::new(
+        &url,
+        cfg.oauth2_client_id.clone().unwrap_or_default(),
+        secret,
+        cfg.oauth2_scope(),
+        tls,
+        Duration::from_secs(cfg.timeout_secs.min(CHECK_TIMEOUT_CAP_SECS)),
+    )
+    .map_err(|m| config_error(format!("`oauth2_token_url` {m}")))
 }
 
 fn tls_parameters(cfg: &EmailConfig) -> Result<TlsParameters, DeliverError> {

@@ -7,7 +7,7 @@
 //! STARTTLS lettre layers TLS on top of it (the budget counts encrypted bytes); for implicit TLS
 //! we do the handshake ourselves on top of the TCP connection and bound the decrypted stream.
 
-use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use rustls::ClientConfig;
@@ -63,6 +63,8 @@ pub(super) struct Params<'a> {
     pub connect_timeout: Duration,
     pub security: &'a Security,
     pub credentials: Option<&'a Credentials>,
+    /// The AUTH mechanisms to try, in order (PLAIN/LOGIN, or XOAUTH2 with a token).
+    pub mechanisms: &'a [Mechanism],
 }
 
 /// Connects, secures and logs in.
@@ -95,7 +97,7 @@ pub(super) async fn open(p: Params<'_>) -> Result<AsyncSmtpConnection, OpenError
             .map_err(OpenError::Smtp)?;
     }
     if let Some(credentials) = p.credentials {
-        conn.auth(DEFAULT_MECHANISMS, credentials)
+        conn.auth(p.mechanisms, credentials)
             .await
             .map_err(OpenError::Smtp)?;
     }
