@@ -592,9 +592,8 @@ fn token_source(
         .ok_or_else(|| config_error("`oauth2_tenant` or `oauth2_token_url` is missing".into()))?;
     // The token endpoint is a plain HTTPS server: the same trust as the SMTP server's
     // (public roots + `ca_file`); one request per token, so no session resumption.
-    let tls =
-        crate::tls::client_config(cfg.ca_file.as_deref(), "`ca_file`", false, false)
-            .map_err(config_error)?;
+    let tls = crate::tls::client_config(cfg.ca_file.as_deref(), "`ca_file`", false, false)
+        .map_err(config_error)?;
     oauth2::TokenSource::new(
         &url,
         cfg.oauth2_client_id.clone().unwrap_or_default(),

@@ -2,6 +2,11 @@
 //! and hashed `|1|` host names, `[host]:port`, wildcards, negation, `@revoked`) or a pinned
 //! SHA256 fingerprint. There is deliberately no accept-anything mode.
 //!
+//! An SSH server shows one host key per handshake, of the type the client asks for first. A
+//! known_hosts file says which types to ask for; a fingerprint does not (it is a hash), so a pin
+//! is matched by asking for each key type the server has in turn ([`HostKeyPolicy::key_order`]
+//! and the handshake loop in `session.rs`), then remembering the type that matched.
+//!
 //! We parse known_hosts ourselves rather than use `russh::keys::check_known_hosts_path`: that
 //! helper treats a missing file as "no keys", splits on single spaces only, ignores wildcards,
 //! negation and `@revoked`, and aborts on the first unparsable matching line.
@@ -10,13 +15,22 @@ use hmac::{Hmac, KeyInit, Mac};
 use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
 use sha1::Sha1;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// How the server's host key is trusted.
 #[derive(Debug, Clone)]
 pub(crate) enum HostKeyPolicy {
     KnownHosts(KnownHosts),
+    Fingerprint(Pin),
+}
+
+/// A pinned fingerprint, and the key type that last matched it (asked for first next time, so
+/// later connections need one handshake again).
+#[derive(Debug, Clone)]
+pub(crate) struct Pin {
     /// `SHA256:<unpadded base64>` as `ssh-keygen -lf` prints it.
-    Fingerprint(String),
+    fingerprint: String,
+    matched: Arc<Mutex<Option<Algorithm>>>,
 }
 
 /// Why a host key was refused; rendered into the permanent error by [`HostKeyProblem::explain`].
@@ -40,10 +54,13 @@ pub(crate) enum HostKeyProblem {
         path: PathBuf,
         line: usize,
     },
-    /// The pinned fingerprint differs.
+    /// No host key the server showed has the pinned fingerprint. `offered` holds every key it
+    /// showed, one per type (each handshake shows one); `complete` is true when every type the
+    /// server has was tried.
     FingerprintMismatch {
-        offered: Box<PublicKey>,
+        offered: Vec<PublicKey>,
         pinned: String,
+        complete: bool,
     },
 }
 
@@ -126,15 +143,34 @@ impl HostKeyProblem {
                 fp = fingerprint(offered),
                 path = path.display(),
             ),
-            HostKeyProblem::FingerprintMismatch { offered, pinned } => format!(
-                "HOST KEY MISMATCH: host_key_fingerprint is {pinned}, but the server offered {alg} key {fp}. \
-                 Someone may be intercepting the connection, or the server's key changed. Do not trust it until \
-                 the server's administrator confirms that fingerprint; then set host_key_fingerprint = \"{fp}\" \
-                 (or add `{field} {line}` to a known_hosts_file)",
-                alg = offered.algorithm(),
-                fp = fingerprint(offered),
-                line = openssh_key(offered),
-            ),
+            HostKeyProblem::FingerprintMismatch {
+                offered,
+                pinned,
+                complete,
+            } => {
+                let keys = offered
+                    .iter()
+                    .map(|k| format!("{} key {}", family_name(&k.algorithm()), fingerprint(k)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let scope = if *complete {
+                    "every host key type the server has was tried"
+                } else {
+                    "not every host key type could be tried"
+                };
+                let (fp, line) = offered
+                    .first()
+                    .map(|k| (fingerprint(k), openssh_key(k)))
+                    .unwrap_or_default();
+                format!(
+                    "HOST KEY MISMATCH: host_key_fingerprint is {pinned}, but no host key of the server has that \
+                     fingerprint; the server offered {keys} ({scope}). Someone may be intercepting the connection, \
+                     or the server's keys changed. Do not trust them until the server's administrator confirms a \
+                     fingerprint (on the server: `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`, or _rsa_ / \
+                     _ecdsa_); then set host_key_fingerprint to it, e.g. host_key_fingerprint = \"{fp}\" (or add \
+                     `{field} {line}` to a known_hosts_file)"
+                )
+            }
         }
     }
 }
@@ -145,6 +181,15 @@ fn join_lines(lines: &[usize]) -> String {
         .map(|l| l.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A key type as OpenSSH names host keys, with RSA named once whatever signature hash the
+/// handshake used (`rsa` rather than `rsa-sha2-512`).
+fn family_name(alg: &Algorithm) -> String {
+    match alg {
+        Algorithm::Rsa { .. } => "ssh-rsa".to_owned(),
+        other => other.to_string(),
+    }
 }
 
 /// The `<kind>` in `/etc/ssh/ssh_host_<kind>_key.pub`, for the hint in errors.
@@ -176,6 +221,14 @@ pub(crate) fn parse_fingerprint(value: &str) -> Result<String, String> {
 }
 
 impl HostKeyPolicy {
+    /// Trust the key with this (already checked, normalised) fingerprint.
+    pub(crate) fn pinned(fingerprint: String) -> Self {
+        HostKeyPolicy::Fingerprint(Pin {
+            fingerprint,
+            matched: Arc::default(),
+        })
+    }
+
     /// Accepts or refuses the key the server offered for `host:port`.
     pub(crate) fn verify(
         &self,
@@ -184,13 +237,17 @@ impl HostKeyPolicy {
         offered: &PublicKey,
     ) -> Result<(), HostKeyProblem> {
         match self {
-            HostKeyPolicy::Fingerprint(pinned) => {
-                if fingerprint(offered) == *pinned {
+            HostKeyPolicy::Fingerprint(pin) => {
+                if fingerprint(offered) == pin.fingerprint {
+                    if let Ok(mut matched) = pin.matched.lock() {
+                        *matched = Some(offered.algorithm());
+                    }
                     Ok(())
                 } else {
                     Err(HostKeyProblem::FingerprintMismatch {
-                        offered: Box::new(offered.clone()),
-                        pinned: pinned.clone(),
+                        offered: vec![offered.clone()],
+                        pinned: pin.fingerprint.clone(),
+                        complete: false,
                     })
                 }
             }
@@ -199,12 +256,40 @@ impl HostKeyPolicy {
     }
 
     /// Key algorithms known for this host, so the client can ask the server for one of those first
-    /// (as OpenSSH does) instead of a type the file has no entry for.
+    /// (as OpenSSH does) instead of a type the file has no entry for; for a pin, the type that
+    /// matched last time.
     pub(crate) fn known_algorithms(&self, host: &str, port: u16) -> Vec<Algorithm> {
         match self {
-            HostKeyPolicy::Fingerprint(_) => Vec::new(),
+            HostKeyPolicy::Fingerprint(pin) => pin
+                .matched
+                .lock()
+                .ok()
+                .and_then(|m| m.clone())
+                .into_iter()
+                .collect(),
             HostKeyPolicy::KnownHosts(kh) => kh.algorithms_for(host, port),
         }
+    }
+
+    /// The host key algorithms to offer in a handshake, most wanted first: `ours` with the types
+    /// known for this host first, less the types of `refused` (keys the server already showed
+    /// that did not match a pin). Empty when every type was tried.
+    pub(crate) fn key_order(
+        &self,
+        host: &str,
+        port: u16,
+        ours: &[Algorithm],
+        refused: &[PublicKey],
+    ) -> Vec<Algorithm> {
+        let known = self.known_algorithms(host, port);
+        let mut keys: Vec<Algorithm> = ours
+            .iter()
+            .filter(|a| !refused.iter().any(|k| same_family(&k.algorithm(), a)))
+            .cloned()
+            .collect();
+        // Stable: within each group our own preference order stays.
+        keys.sort_by_key(|a| !known.iter().any(|k| same_family(k, a)));
+        keys
     }
 }
 
@@ -574,7 +659,7 @@ mod tests {
         assert_eq!(parse_fingerprint(&format!("{fp}=")).unwrap(), fp);
         assert!(parse_fingerprint("6dZjzlodo5tf6Om1SjCJ5dItU0lgzXe9++eagCdMo7Y").is_err());
         assert!(parse_fingerprint("SHA256:abc").is_err());
-        let policy = HostKeyPolicy::Fingerprint(fp.clone());
+        let policy = HostKeyPolicy::pinned(fp.clone());
         assert!(policy.verify("h", 22, &key(KEY_A)).is_ok());
         let err = policy
             .verify("h", 22, &key(KEY_B))
@@ -582,6 +667,53 @@ mod tests {
             .explain("h", 22);
         assert!(err.contains(&fingerprint(&key(KEY_B))), "{err}");
         assert!(err.contains(&fp), "{err}");
+    }
+
+    #[test]
+    fn a_pin_remembers_the_type_that_matched_and_tries_the_others() {
+        let ours = [
+            Algorithm::Ed25519,
+            key(KEY_EC).algorithm(),
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+        ];
+        let policy = HostKeyPolicy::pinned(fingerprint(&key(KEY_EC)));
+        assert_eq!(policy.key_order("h", 22, &ours, &[]), ours.to_vec());
+        // The Ed25519 key was shown and did not match: ask for the other types.
+        assert!(policy.verify("h", 22, &key(KEY_A)).is_err());
+        assert_eq!(
+            policy.key_order("h", 22, &ours, &[key(KEY_A)]),
+            ours[1..].to_vec()
+        );
+        // The ECDSA key matched: asked for first from now on.
+        policy.verify("h", 22, &key(KEY_EC)).unwrap();
+        assert_eq!(policy.key_order("h", 22, &ours, &[])[0], ours[1]);
+        assert!(
+            policy
+                .key_order("h", 22, &ours, &[key(KEY_A), key(KEY_EC), key(KEY_B)])
+                .len()
+                == 1
+        );
+    }
+
+    #[test]
+    fn a_pin_mismatch_lists_every_key_offered_and_the_pin() {
+        let problem = HostKeyProblem::FingerprintMismatch {
+            offered: vec![key(KEY_A), key(KEY_EC)],
+            pinned: "SHA256:pinnedpinnedpinnedpinnedpinnedpinnedpinned".into(),
+            complete: true,
+        };
+        let msg = problem.explain("h", 2222);
+        for needle in [
+            "HOST KEY MISMATCH",
+            "SHA256:pinnedpinnedpinnedpinnedpinnedpinnedpinned",
+            "ssh-ed25519 key SHA256:6dZjzlodo5tf6Om1SjCJ5dItU0lgzXe9++eagCdMo7Y",
+            "ecdsa-sha2-nistp256 key SHA256:",
+            "every host key type the server has was tried",
+        ] {
+            assert!(msg.contains(needle), "lacks {needle:?}: {msg}");
+        }
     }
 
     #[test]

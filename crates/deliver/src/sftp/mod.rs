@@ -143,7 +143,7 @@ impl SftpDestination {
                 tracing::debug!(destination = %cfg.name, path = %path.display(), entries = kh.len(), "known_hosts loaded");
                 HostKeyPolicy::KnownHosts(kh)
             }
-            (None, Some(fp)) => HostKeyPolicy::Fingerprint(
+            (None, Some(fp)) => HostKeyPolicy::pinned(
                 hostkey::parse_fingerprint(fp)
                     .map_err(|m| config_error(format!("host_key_fingerprint: {m}")))?,
             ),
@@ -346,7 +346,7 @@ mod tests {
     /// through rsa-sha2-256/512, and the known_hosts ordering still applies.
     #[test]
     fn host_key_algorithms_leave_out_sha1_rsa() {
-        let keys = pinned().ssh_config().preferred.key.to_vec();
+        let keys = pinned().ssh_config(&[]).preferred.key.to_vec();
         assert!(!keys.contains(&Algorithm::Rsa { hash: None }), "{keys:?}");
         for hash in [HashAlg::Sha256, HashAlg::Sha512] {
             assert!(
@@ -370,7 +370,7 @@ mod tests {
             ..valid()
         })
         .unwrap();
-        let keys = d.ssh_config().preferred.key.to_vec();
+        let keys = d.ssh_config(&[]).preferred.key.to_vec();
         assert!(
             matches!(keys[0], Algorithm::Rsa { hash: Some(_) }),
             "{keys:?}"

@@ -84,57 +84,28 @@ impl SftpDestination {
     }
 
     async fn connect_inner(&self) -> Result<Connection, DeliverError> {
-        let stream = tokio::net::TcpStream::connect((self.cfg.host.as_str(), self.cfg.port))
-            .await
-            .map_err(|e| {
-                let hint = match e.kind() {
-                    std::io::ErrorKind::ConnectionRefused => {
-                        "connection refused; is the SFTP server running and listening on this port?"
+        // A pinned fingerprint may belong to any of the server's host keys, and each handshake
+        // shows one: on a mismatch, shake hands again asking for the types not seen yet.
+        let mut refused: Vec<PublicKey> = Vec::new();
+        let mut ssh = loop {
+            match self.handshake(&refused).await? {
+                Handshake::Done(ssh) => break ssh,
+                Handshake::PinMismatch(key) => {
+                    refused.push(key);
+                    if self.ssh_config(&refused).preferred.key.is_empty() {
+                        return Err(self.pin_mismatch(refused, true));
                     }
-                    _ => "cannot connect; check host, port, DNS and firewalls",
-                };
-                self.retryable(format_args!("{hint} ({e}); will retry"))
-            })?;
-        // SFTP is request/response; Nagle would add delay to every small request.
-        let _ = stream.set_nodelay(true);
-
-        let problem = Arc::new(Mutex::new(None));
-        let handler = ClientHandler {
-            policy: self.policy.clone(),
-            host: self.cfg.host.clone(),
-            port: self.cfg.port,
-            problem: problem.clone(),
-        };
-        let ssh_config = Arc::new(self.ssh_config());
-        let connected = client::connect_stream(ssh_config, stream, handler).await;
-        let mut ssh = match connected {
-            Ok(ssh) => ssh,
-            Err(e) => {
-                let problem = problem.lock().map(|mut p| p.take()).unwrap_or(None);
-                if let Some(problem) = problem {
-                    return Err(self.permanent(problem.explain(&self.cfg.host, self.cfg.port)));
                 }
-                return Err(match e {
-                    russh::Error::NoCommonAlgo { kind, ours, theirs } => {
-                        let sha1_only = theirs.iter().all(|a| a == "ssh-rsa" || a == "ssh-dss");
-                        let hint = if sha1_only && matches!(kind, russh::AlgorithmKind::Key) {
-                            "; the server signs its host key with SHA-1 only (ssh-rsa), which sds-sync refuses: ask its \
-                             administrator to allow rsa-sha2-256/rsa-sha2-512 (OpenSSH 7.2 and later have them) or to add \
-                             an ed25519 host key"
-                        } else {
-                            ""
-                        };
-                        self.permanent(format_args!(
-                            "SSH handshake failed: no common {kind:?} algorithm (we offer {ours:?}, the server offers {theirs:?}){hint}"
-                        ))
-                    }
-                    russh::Error::UnknownKey => self.permanent("the server's host key was refused"),
-                    other => {
-                        self.retryable(format_args!("SSH handshake failed ({other}); will retry"))
-                    }
-                });
+                Handshake::NoOtherKeyType => return Err(self.pin_mismatch(refused, true)),
             }
         };
+        if !refused.is_empty() {
+            tracing::debug!(
+                destination = %self.cfg.name,
+                handshakes = refused.len() + 1,
+                "pinned host key found after asking for other key types"
+            );
+        }
 
         self.authenticate(&mut ssh).await?;
 
@@ -220,23 +191,108 @@ impl SftpDestination {
         Ok(conn)
     }
 
-    pub(super) fn ssh_config(&self) -> client::Config {
+    /// TCP connect and one SSH handshake, asking for host key types other than those of
+    /// `refused`.
+    async fn handshake(&self, refused: &[PublicKey]) -> Result<Handshake, DeliverError> {
+        let stream = tokio::net::TcpStream::connect((self.cfg.host.as_str(), self.cfg.port))
+            .await
+            .map_err(|e| {
+                let hint = match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => {
+                        "connection refused; is the SFTP server running and listening on this port?"
+                    }
+                    _ => "cannot connect; check host, port, DNS and firewalls",
+                };
+                self.retryable(format_args!("{hint} ({e}); will retry"))
+            })?;
+        // SFTP is request/response; Nagle would add delay to every small request.
+        let _ = stream.set_nodelay(true);
+
+        let problem = Arc::new(Mutex::new(None));
+        let handler = ClientHandler {
+            policy: self.policy.clone(),
+            host: self.cfg.host.clone(),
+            port: self.cfg.port,
+            problem: problem.clone(),
+        };
+        let ssh_config = Arc::new(self.ssh_config(refused));
+        let connected = client::connect_stream(ssh_config, stream, handler).await;
+        match connected {
+            Ok(ssh) => Ok(Handshake::Done(ssh)),
+            Err(e) => {
+                let problem = problem.lock().map(|mut p| p.take()).unwrap_or(None);
+                match problem {
+                    Some(HostKeyProblem::FingerprintMismatch { mut offered, .. })
+                        if !offered.is_empty() =>
+                    {
+                        return Ok(Handshake::PinMismatch(offered.remove(0)));
+                    }
+                    Some(problem) => {
+                        return Err(self.permanent(problem.explain(&self.cfg.host, self.cfg.port)));
+                    }
+                    None => {}
+                }
+                Err(match e {
+                    // The server has no host key of the types not tried yet.
+                    russh::Error::NoCommonAlgo {
+                        kind: russh::AlgorithmKind::Key,
+                        ..
+                    } if !refused.is_empty() => return Ok(Handshake::NoOtherKeyType),
+                    russh::Error::NoCommonAlgo { kind, ours, theirs } => {
+                        let sha1_only = theirs.iter().all(|a| a == "ssh-rsa" || a == "ssh-dss");
+                        let hint = if sha1_only && matches!(kind, russh::AlgorithmKind::Key) {
+                            "; the server signs its host key with SHA-1 only (ssh-rsa), which sds-sync refuses: ask its \
+                             administrator to allow rsa-sha2-256/rsa-sha2-512 (OpenSSH 7.2 and later have them) or to add \
+                             an ed25519 host key"
+                        } else {
+                            ""
+                        };
+                        self.permanent(format_args!(
+                            "SSH handshake failed: no common {kind:?} algorithm (we offer {ours:?}, the server offers {theirs:?}){hint}"
+                        ))
+                    }
+                    russh::Error::UnknownKey => self.permanent("the server's host key was refused"),
+                    other => {
+                        self.retryable(format_args!("SSH handshake failed ({other}); will retry"))
+                    }
+                })
+            }
+        }
+    }
+
+    /// No host key the server showed matches the pinned fingerprint.
+    fn pin_mismatch(&self, offered: Vec<PublicKey>, complete: bool) -> DeliverError {
+        let pinned = match self.policy.as_ref() {
+            HostKeyPolicy::Fingerprint(_) => {
+                self.cfg.host_key_fingerprint.clone().unwrap_or_default()
+            }
+            HostKeyPolicy::KnownHosts(_) => String::new(),
+        };
+        let problem = HostKeyProblem::FingerprintMismatch {
+            offered,
+            pinned: hostkey::parse_fingerprint(&pinned).unwrap_or(pinned),
+            complete,
+        };
+        self.permanent(problem.explain(&self.cfg.host, self.cfg.port))
+    }
+
+    pub(super) fn ssh_config(&self, refused: &[PublicKey]) -> client::Config {
         let mut preferred = russh::Preferred::default();
         // Plain `ssh-rsa` host key signatures use SHA-1, which is broken for signatures; RSA host
         // keys stay usable through rsa-sha2-256/512, which every OpenSSH since 7.2 offers.
-        let mut keys: Vec<Algorithm> = preferred
+        let ours: Vec<Algorithm> = preferred
             .key
             .iter()
             .filter(|a| !matches!(a, Algorithm::Rsa { hash: None }))
             .cloned()
             .collect();
-        // Ask first for host key types the known_hosts file has for this host, as OpenSSH does,
-        // so a server with several host keys presents one we can check.
-        let known = self.policy.known_algorithms(&self.cfg.host, self.cfg.port);
-        if !known.is_empty() {
-            keys.sort_by_key(|a| !known.iter().any(|k| hostkey::same_family(k, a)));
-        }
-        preferred.key = keys.into();
+        // Ask first for host key types the known_hosts file has for this host (or that matched
+        // the pin before), as OpenSSH does, so a server with several host keys presents one we
+        // can check; leave out the types whose key already failed to match a pin.
+        preferred.key = self
+            .policy
+            .key_order(&self.cfg.host, self.cfg.port, &ours, refused)
+            .into();
         client::Config {
             preferred,
             // Detects a server or path that went silent between requests.
@@ -286,6 +342,7 @@ impl SftpDestination {
             note(&result);
             tried.push("publickey");
         }
+        let mut kbd_note = String::new();
         if let Some(password) = &self.password {
             let result = ssh
                 .authenticate_password(
@@ -299,13 +356,102 @@ impl SftpDestination {
             }
             note(&result);
             tried.push("password");
+            // Servers that take passwords only through PAM (OpenSSH `PasswordAuthentication no`
+            // with `KbdInteractiveAuthentication yes`) refuse the password method and list
+            // keyboard-interactive. When the password method itself is still on the list, the
+            // password was wrong: asking again through another method would only add a failure.
+            let accepts = |m: &str| {
+                accepted_by_server
+                    .as_deref()
+                    .is_some_and(|list| list.split(',').any(|x| x == m))
+            };
+            if accepts("keyboard-interactive") && !accepts("password") {
+                match self.keyboard_interactive(ssh, password).await? {
+                    Ok(()) => return Ok(()),
+                    Err((note_text, remaining)) => {
+                        kbd_note = note_text;
+                        if let Some(r) = remaining {
+                            accepted_by_server = Some(r);
+                        }
+                    }
+                }
+                tried.push("keyboard-interactive");
+            }
         }
         Err(self.permanent(format_args!(
-            "authentication failed for user {:?} (tried {}; the server accepts {}); check username, \
+            "authentication failed for user {:?} (tried {}; the server accepts {}){kbd_note}; check username, \
              private_key_file (its public key must be in the user's authorized_keys) or the password",
             self.cfg.username,
             tried.join(" and "),
             accepted_by_server.unwrap_or_else(|| "unknown methods".into())
+        )))
+    }
+
+    /// Keyboard-interactive login that answers the server's password prompt with the configured
+    /// password: one prompt that does not echo (PAM's "Password: "), at most once. Anything else
+    /// (a one-time code, several prompts) is beyond an unattended client, and is reported. The
+    /// inner error carries a note for the message and the server's remaining methods.
+    async fn keyboard_interactive(
+        &self,
+        ssh: &mut client::Handle<ClientHandler>,
+        password: &secrecy::SecretString,
+    ) -> Result<Result<(), (String, Option<String>)>, DeliverError> {
+        use russh::client::KeyboardInteractiveAuthResponse as Reply;
+        let net = |e: russh::Error| {
+            self.retryable(format_args!(
+                "connection lost during login ({e}); will retry"
+            ))
+        };
+        let mut reply = ssh
+            .authenticate_keyboard_interactive_start(self.cfg.username.as_str(), None)
+            .await
+            .map_err(net)?;
+        let mut answered = false;
+        // PAM conversations are short; a server that keeps asking is not going to accept.
+        for _ in 0..8 {
+            match reply {
+                Reply::Success => return Ok(Ok(())),
+                Reply::Failure {
+                    remaining_methods, ..
+                } => {
+                    let names: Vec<&str> = remaining_methods.iter().map(<&str>::from).collect();
+                    return Ok(Err((String::new(), Some(names.join(",")))));
+                }
+                Reply::InfoRequest { prompts, .. } => {
+                    let responses = match prompts.as_slice() {
+                        // An informational round (banner, "password expires soon").
+                        [] => Vec::new(),
+                        [one] if !one.echo && !answered => {
+                            answered = true;
+                            vec![password.expose_secret().to_owned()]
+                        }
+                        _ => {
+                            // Prompt texts are the server's questions, never secrets.
+                            let asked: Vec<String> = prompts
+                                .iter()
+                                .map(|p| format!("{:?}", p.prompt.trim()))
+                                .collect();
+                            return Ok(Err((
+                                format!(
+                                    "; keyboard-interactive asked for more than one password ({}): a second factor \
+                                     cannot be answered unattended, so ask the server's administrator to exempt this \
+                                     account or to allow a key (private_key_file)",
+                                    asked.join(", ")
+                                ),
+                                None,
+                            )));
+                        }
+                    };
+                    reply = ssh
+                        .authenticate_keyboard_interactive_respond(responses)
+                        .await
+                        .map_err(net)?;
+                }
+            }
+        }
+        Ok(Err((
+            "; keyboard-interactive did not end after several rounds".into(),
+            None,
         )))
     }
 
@@ -424,6 +570,15 @@ impl Connection {
         let goodbye = self.ssh.disconnect(Disconnect::ByApplication, "", "en");
         let _ = tokio::time::timeout(DISCONNECT_GRACE, goodbye).await;
     }
+}
+
+/// How one SSH handshake ended, when not with an error to report.
+enum Handshake {
+    Done(client::Handle<ClientHandler>),
+    /// The server showed this key, which does not have the pinned fingerprint.
+    PinMismatch(PublicKey),
+    /// After pin mismatches: the server has no host key of another type.
+    NoOtherKeyType,
 }
 
 /// Verifies the server's host key during the handshake and remembers why it refused one, so the
