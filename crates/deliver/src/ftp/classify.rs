@@ -1,6 +1,7 @@
 //! Whether an FTP failure can heal by itself (retry) or needs an admin (permanent), and what to
 //! tell the admin. Pure functions over reply codes and texts, so the table is unit-tested.
 
+use super::tls::ServerKind;
 use crate::ErrorKind;
 
 /// The protocol step that failed; the same reply code means different things in each.
@@ -39,10 +40,33 @@ fn retryable(advice: &'static str) -> Verdict {
     }
 }
 
+/// The advice for a refused non-resumed data connection when the server software is unknown;
+/// [`reuse_advice`] names the setting of the server at hand.
 pub(super) const REUSE_ADVICE: &str = "the server requires every TLS data connection to resume the control connection's TLS \
-     session (vsftpd `require_ssl_reuse=YES`) and did not accept this client's data connection; \
-     on the server set `require_ssl_reuse=NO` in vsftpd.conf and restart vsftpd (or ask the \
-     server's admin to)";
+     session and did not accept this client's data connection; on the server allow data connections \
+     without session reuse (vsftpd: `require_ssl_reuse=NO` in vsftpd.conf; ProFTPD: `TLSOptions \
+     NoSessionReuseRequired` in proftpd.conf; FileZilla Server: turn off \"Require TLS session \
+     resumption on data connection\") and restart it (or ask the server's admin to)";
+
+/// [`REUSE_ADVICE`] for the server at hand (known from its greeting).
+pub(super) fn reuse_advice(server: Option<ServerKind>) -> String {
+    let setting = match server {
+        Some(ServerKind::Vsftpd) => {
+            "on the server set `require_ssl_reuse=NO` in vsftpd.conf and restart vsftpd"
+        }
+        Some(ServerKind::Proftpd) => {
+            "on the server add `TLSOptions NoSessionReuseRequired` to proftpd.conf (its mod_tls section) and restart ProFTPD"
+        }
+        Some(ServerKind::FileZilla) => {
+            "in FileZilla Server turn off \"Require TLS session resumption on data connection when using PROT P\""
+        }
+        Some(ServerKind::PureFtpd) | None => return REUSE_ADVICE.to_owned(),
+    };
+    format!(
+        "the server requires every TLS data connection to resume the control connection's TLS session and did not \
+         accept this client's data connection; {setting} (or ask the server's admin to)"
+    )
+}
 
 /// The three-digit code at the start of a reply (suppaftp maps codes it does not know, such as
 /// 522 or 534, to `Status::Unknown`, so the code is read from the reply text itself).

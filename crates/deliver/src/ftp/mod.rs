@@ -36,6 +36,9 @@ pub struct FtpDestination {
     password: SecretString,
     /// Shared by every connection of this destination, so TLS sessions can be resumed.
     tls: Option<Arc<ClientConfig>>,
+    /// Whether data connections resume the control connection's TLS session (always, except in
+    /// tests of the refusal path).
+    tls_reuse: bool,
     /// A `password_file` other accounts can read (see [`Destination::warnings`]).
     secret_warning: Option<String>,
     fault: Option<Fault>,
@@ -93,6 +96,7 @@ impl FtpDestination {
             port,
             password,
             tls,
+            tls_reuse: true,
             secret_warning,
             fault: None,
         })
@@ -124,6 +128,7 @@ impl FtpDestination {
             )
         {
             self.tls = Some(config);
+            self.tls_reuse = false;
         }
         self
     }

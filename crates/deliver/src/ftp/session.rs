@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::classify::{self, Step, Verdict, classify_reply, reply_code};
-use super::tls::{Connector, TlsFailure};
+use super::tls::{Connector, ServerKind, TlsFailure};
 use super::{Ftp, FtpDestination, FtpTls, PassiveMode};
 use crate::staged::{Leftovers, Payload, Stage};
 use crate::{DeliverError, ErrorKind};
@@ -34,7 +34,10 @@ const MAX_LISTING_LINE: u64 = 4096;
 impl FtpDestination {
     /// Opens a session: TCP connect, TLS (explicit or implicit), login, `remote_dir`, binary mode.
     pub(super) async fn open(&self) -> Result<Session<'_>, DeliverError> {
-        let connector = self.tls.as_ref().map(|c| Connector::new(Arc::clone(c)));
+        let connector = self
+            .tls
+            .as_ref()
+            .map(|c| Connector::new(Arc::clone(c), self.tls_reuse));
         let io = self.io_timeout();
         let mut ftp = match (self.cfg.tls, &connector) {
             (FtpTls::Implicit, Some(connector)) => {
@@ -84,6 +87,11 @@ impl FtpDestination {
                 }
             }
         };
+        if let Some(c) = &connector {
+            // The greeting names the software ("(vsFTPd 3.0.3)", "ProFTPD Server"): hints about
+            // its TLS settings can then name the right one.
+            c.log().server = ftp.get_welcome_msg().and_then(ServerKind::from_greeting);
+        }
         if self.cfg.tls == FtpTls::Implicit {
             // suppaftp's implicit mode leaves data connections in clear (no PROT P), which
             // servers that force encrypted data refuse with 522; ask for protected data here,
@@ -198,21 +206,26 @@ impl FtpDestination {
                 let text = reply_text(&resp.body);
                 let code = reply_code(&resp.body).unwrap_or_else(|| resp.status.code());
                 let Verdict { kind, advice } = classify_reply(step, code, &text);
-                let mut advice = advice.to_owned();
+                let server = connector.and_then(|c| c.log().server);
+                let reuse_refused = advice == classify::REUSE_ADVICE;
+                let mut advice = if reuse_refused {
+                    classify::reuse_advice(server)
+                } else {
+                    advice.to_owned()
+                };
                 if let Some(c) = connector
                     && step_uses_data(step)
                 {
                     let log = c.log();
-                    let reuse_refused = advice == classify::REUSE_ADVICE;
                     // Other servers refuse a non-resumed data session with a data-connection
-                    // error (FileZilla Server: 425) instead of vsftpd's 522.
+                    // error (ProFTPD, FileZilla Server: 425) instead of vsftpd's 522.
                     if !reuse_refused
                         && log.data_not_resumed > 0
                         && matches!(code, 425 | 426 | 450 | 451)
                     {
                         advice = format!(
                             "{advice}; note: the TLS data connection did not resume the control session, so if the server requires session reuse: {}",
-                            classify::REUSE_ADVICE
+                            classify::reuse_advice(server)
                         );
                     }
                     if (reuse_refused || log.data_not_resumed > 0)
@@ -238,9 +251,10 @@ impl FtpDestination {
                         ErrorKind::Permanent,
                         format!("{what}: {m}; the server's TLS setup is not compatible (sds-sync needs TLS 1.2 or 1.3 with modern ciphers): update the server's TLS settings"),
                     ),
-                    Some(TlsFailure::Other(m)) => {
-                        self.err(ErrorKind::Retryable, format!("{what}: {m}; sds-sync retries later"))
-                    }
+                    Some(TlsFailure::Other(m)) => self.err(
+                        ErrorKind::Retryable,
+                        format!("{what}: {m}; sds-sync retries later{}", reuse_note(step, connector)),
+                    ),
                     None => self.err(ErrorKind::Retryable, format!("{what}: TLS error: {msg}; sds-sync retries later")),
                 }
             }
@@ -254,6 +268,7 @@ impl FtpDestination {
                 {
                     message.push_str(" (a server that expects implicit TLS on this port closes plain connections: check `tls` and `port`)");
                 }
+                message.push_str(&reuse_note(step, connector));
                 self.err(ErrorKind::Retryable, message)
             }
             FtpError::BadResponse
@@ -280,6 +295,24 @@ fn reply_text(body: &[u8]) -> String {
 
 fn step_uses_data(step: Step) -> bool {
     matches!(step, Step::Upload | Step::List)
+}
+
+/// For a data connection that broke without a reply saying why ("Broken pipe", a cut
+/// handshake): when a TLS data connection of this session did not resume the control session,
+/// the likely reason and the server setting, as a note to append; else nothing.
+fn reuse_note(step: Step, connector: Option<&Connector>) -> String {
+    let Some(c) = connector else {
+        return String::new();
+    };
+    let log = c.log();
+    if !step_uses_data(step) || log.data_not_resumed == 0 {
+        return String::new();
+    }
+    format!(
+        "; note: a TLS data connection did not resume the control session, and servers that require \
+         session reuse cut such connections: {}",
+        classify::reuse_advice(log.server)
+    )
 }
 
 /// One logged-in FTP session.
@@ -374,8 +407,27 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Before a data connection: a TLS 1.3 session whose session tickets are used up could not
+    /// open one that resumes the control session (see ftp/tls.rs), so log in again on a new
+    /// control connection, which brings new tickets.
+    async fn renew_for_tickets(&mut self) -> Result<(), DeliverError> {
+        if !self.connector.as_ref().is_some_and(|c| c.out_of_tickets()) {
+            return Ok(());
+        }
+        let mut fresh = self.dest.open().await?;
+        fresh.chmod = self.chmod;
+        let old = std::mem::replace(self, fresh);
+        old.quit().await;
+        tracing::debug!(
+            destination = %self.dest.cfg.name,
+            "FTPS: the TLS 1.3 session tickets for data connections were used up; logged in again for new ones"
+        );
+        Ok(())
+    }
+
     /// Streams `data` to `remote` (STOR).
     async fn upload(&mut self, data: &mut Payload, remote: &str) -> Result<(), DeliverError> {
+        self.renew_for_tickets().await?;
         let dest = self.dest;
         let what = format!("upload {remote:?}");
         let opened = tokio::time::timeout(self.io, self.ftp.put_with_stream(remote))
@@ -430,6 +482,9 @@ impl Session<'_> {
                     return Err(dest.ftp_error(Step::Upload, &what, &e, self.connector.as_ref()));
                 }
                 self.broken = true;
+                let mut err = err;
+                err.message
+                    .push_str(&reuse_note(Step::Upload, self.connector.as_ref()));
                 Err(err)
             }
         }
@@ -492,6 +547,7 @@ impl Stage for Session<'_> {
     async fn list_ours(&mut self) -> Result<Vec<String>, DeliverError> {
         let what = "list remote_dir to find leftover temporary files";
         self.guard(what)?;
+        self.renew_for_tickets().await?;
         let opened = tokio::time::timeout(
             self.io,
             self.ftp
@@ -518,6 +574,19 @@ impl Stage for Session<'_> {
             let read = limited.read_until(b'\n', &mut line);
             let n = match tokio::time::timeout(self.io, read).await {
                 Ok(Ok(n)) => n,
+                // Some servers (pyftpdlib) close a TLS data connection without a close_notify,
+                // so its end cannot be told from a cut. The listing only finds our own leftover
+                // temporary files: one it missed is removed by a later run, and the server's
+                // reply on the control connection still says whether the transfer completed.
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    tracing::info!(
+                        destination = %self.dest.cfg.name,
+                        listed_bytes = total,
+                        "the FTP server ended the listing of remote_dir without a TLS close_notify; \
+                         taking it as complete (a leftover temporary file it did not show is removed by a later run)"
+                    );
+                    break;
+                }
                 Ok(Err(e)) => {
                     self.broken = true;
                     return Err(self.dest.err(
