@@ -49,6 +49,10 @@ pub enum Verb {
         /// settings); no network, no database. For systemd's ExecStartPre.
         #[arg(long)]
         offline: bool,
+        /// Also send one short test message through each email destination (the plain check
+        /// logs in without sending).
+        #[arg(long, conflicts_with = "offline")]
+        send_test: bool,
     },
     /// Show the current snapshot, held snapshots, recent runs and pending deliveries.
     Status {
@@ -128,8 +132,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::service::serve(cli.config, cfg).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Verb::Check { offline } => {
-            run::check(&cfg, offline).await?;
+        Verb::Check { offline, send_test } => {
+            run::check(&cfg, offline, send_test).await?;
             Ok(ExitCode::SUCCESS)
         }
         Verb::Status { json, runs } => {

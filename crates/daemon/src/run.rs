@@ -971,7 +971,7 @@ pub async fn run_once(cfg: &Config, store: &Store) -> anyhow::Result<(ExportRepo
     Ok((report, failed))
 }
 
-pub async fn check(cfg: &Config, offline: bool) -> anyhow::Result<()> {
+pub async fn check(cfg: &Config, offline: bool, send_test: bool) -> anyhow::Result<()> {
     // Everything that needs no network: secrets readable, schedule valid, destinations buildable.
     cfg.source_password()?;
     crate::schedule::Schedule::parse(&cfg.schedule.cron, &cfg.schedule.timezone)?;
@@ -1009,11 +1009,35 @@ pub async fn check(cfg: &Config, offline: bool) -> anyhow::Result<()> {
     }
     source.close().await;
     for dest in dests {
+        // A real round trip per destination (probe file or SMTP login), and what it proved.
         match dest.check().await {
-            Ok(()) => println!("destination {} ({}): ok", dest.name(), dest.kind()),
+            Ok(()) => println!(
+                "destination {} ({}): ok: {}",
+                dest.name(),
+                dest.kind(),
+                dest.check_verified()
+            ),
             Err(e) => {
                 problems += 1;
                 println!("destination {} ({}): FAILED: {e}", dest.name(), dest.kind());
+                continue;
+            }
+        }
+        if send_test && let Some(sending) = dest.send_test() {
+            match sending.await {
+                Ok(what) => println!(
+                    "destination {} ({}): test message sent: {what}",
+                    dest.name(),
+                    dest.kind()
+                ),
+                Err(e) => {
+                    problems += 1;
+                    println!(
+                        "destination {} ({}): test message FAILED: {e}",
+                        dest.name(),
+                        dest.kind()
+                    );
+                }
             }
         }
     }

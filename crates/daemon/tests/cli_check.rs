@@ -126,6 +126,11 @@ fn online_check_probes_every_query_and_destination() {
         stdout.contains("destination local-copy (local): ok"),
         "{stdout}"
     );
+    // It says what the round trip proved.
+    assert!(
+        stdout.contains("uploaded a probe file under a temporary name, checked its size, renamed it and removed it"),
+        "{stdout}"
+    );
     // `check` changes nothing: no snapshot, no exported file.
     assert!(!dir.path().join("state").join("snapshots").exists());
     assert!(
@@ -172,4 +177,24 @@ fn clear_text_ftp_is_warned_about_by_check_and_once_without_its_password() {
             "password printed:\n{output}"
         );
     }
+}
+
+#[test]
+fn send_test_only_concerns_email_and_not_the_offline_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "");
+    // A local destination has no test message: the check runs as without the flag.
+    let out = sds(&config, &["check", "--send-test"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("destination local-copy (local): ok"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("test message"), "{stdout}");
+    // The offline check contacts nothing, so it cannot send either.
+    let out = sds(&config, &["check", "--offline", "--send-test"]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("--offline"), "{stderr}");
 }

@@ -128,9 +128,21 @@ pub trait Destination: Send + Sync {
     fn cleanup_after_abandon(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
-    /// A cheap proof that a delivery could succeed now (reachable, authenticated, writable).
-    /// Changes nothing visible at the destination.
+    /// A cheap proof that a delivery could succeed now (reachable, authenticated, writable): for
+    /// the file transports a real round trip with a probe file under a temporary name (put,
+    /// size check, rename, remove), for email a login without sending. Changes nothing visible
+    /// at the destination.
     fn check(&self) -> BoxFuture<'_, Result<(), DeliverError>>;
+    /// What a successful [`Destination::check`] has proved, in words for the admin running
+    /// `sds-sync check` (no secrets).
+    fn check_verified(&self) -> String {
+        "reachable".to_owned()
+    }
+    /// `sds-sync check --send-test`: sends one short test message where that means something
+    /// (email), and says what was sent; `None` for destinations without such a thing.
+    fn send_test(&self) -> Option<BoxFuture<'_, Result<String, DeliverError>>> {
+        None
+    }
     /// Insecure settings the operator should hear about (clear-text transport, secret files open
     /// to other accounts, a shared folder): logged at WARN at start, reload and `once`, and
     /// printed by `check`. Each names the destination and what to change.

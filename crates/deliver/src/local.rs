@@ -298,6 +298,9 @@ impl Destination for LocalDestination {
             staged::probe(&mut folder).await
         })
     }
+    fn check_verified(&self) -> String {
+        format!("{}: {}", self.cfg.path.display(), staged::PROBE_STEPS)
+    }
     fn warnings(&self) -> Vec<String> {
         self.startup_warnings()
     }

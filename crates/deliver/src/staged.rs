@@ -586,12 +586,19 @@ async fn remove_quietly<S: Stage>(stage: &mut S, names: &[String]) {
     }
 }
 
-/// The `check` round trip: put a small file under a temporary name, check its size, rename it
-/// (to another temporary name, so no reader ever sees it), remove it. Leaves nothing behind.
+/// What [`probe`] does, for `check`'s report.
+pub(crate) const PROBE_STEPS: &str = "listed the folder, uploaded a probe file under a temporary name, checked its size, \
+     renamed it and removed it";
+
+/// The `check` round trip, the steps of a delivery: list the folder (as a delivery does to find
+/// leftovers; nothing is removed), put a small file under a temporary name, check its size,
+/// rename it (to another temporary name, so no reader ever sees it), remove it. Leaves nothing
+/// behind.
 pub(crate) async fn probe<S: Stage>(stage: &mut S) -> Result<(), DeliverError> {
     const CONTENT: &[u8] = b"sds-sync check\n";
     let first = temp_name("sds-sync-probe");
     let second = temp_name("sds-sync-probe");
+    stage.list_ours().await?;
     let result = async {
         let mut payload = Payload::bytes(CONTENT);
         stage.put(&first, &mut payload).await?;

@@ -300,3 +300,37 @@ async fn unreachable_token_endpoint_is_retryable() {
     assert!(!e.is_permanent(), "{e}");
     assert!(e.message.contains("token endpoint"), "{e}");
 }
+
+#[tokio::test]
+#[cfg_attr(
+    sds_no_mail_oauth2_server,
+    ignore = "XOAUTH2 test servers not set up: run scripts/test (it starts them), or scripts/services/mail-oauth2.sh start and source its env"
+)]
+async fn check_logs_in_without_sending_and_send_test_sends_one() {
+    let env = env();
+    let rcpt = unique_rcpt("oauth-check");
+    let dest = EmailDestination::new(cfg(&env, &rcpt)).unwrap();
+    dest.check().await.unwrap();
+    let verified = dest.check_verified();
+    assert!(
+        verified.contains("XOAUTH2")
+            && verified.contains("STARTTLS")
+            && verified.contains("no message sent"),
+        "{verified}"
+    );
+    // Give a message the time to arrive, had one been sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        find_message(&env.out, &rcpt).is_none(),
+        "check sent a message"
+    );
+
+    let sent = dest
+        .send_test()
+        .expect("email has a test message")
+        .await
+        .unwrap();
+    assert!(sent.contains(&rcpt), "{sent}");
+    let raw = String::from_utf8(wait_message(&env.out, &rcpt)).unwrap();
+    assert!(raw.contains("sds-sync test message"), "{raw}");
+}

@@ -276,6 +276,55 @@ impl EmailDestination {
         }
     }
 
+    /// `check --send-test`: one short message without attachments to the configured recipients.
+    async fn send_test_message(&self) -> Result<String, DeliverError> {
+        let cfg = &self.inner.cfg;
+        let mut builder = lettre::Message::builder()
+            .from(self.inner.from.clone())
+            .subject(format!(
+                "sds-sync test message (destination {:?})",
+                cfg.name
+            ));
+        for to in &self.inner.to {
+            builder = builder.to(to.clone());
+        }
+        let message = builder
+            .body(format!(
+                "This message was sent by `sds-sync check --send-test` to test the email destination {:?}.\n\
+                 The SDS exports will arrive the same way, with the files attached.\n",
+                cfg.name
+            ))
+            .map_err(|e| {
+                DeliverError::permanent(
+                    self.name_(),
+                    format!("cannot build the test message: {e}; check `from` and `to`"),
+                )
+            })?;
+        let bytes = message.formatted();
+        let secs = cfg.timeout_secs.min(CHECK_TIMEOUT_CAP_SECS);
+        let send = async {
+            let mut conn = self.open().await?;
+            let sent = conn.send(message.envelope(), &bytes).await;
+            let _ = conn.quit().await;
+            sent.map_err(|e| self.smtp_error("sending the test message", &e))
+        };
+        match tokio::time::timeout(Duration::from_secs(secs), send).await {
+            Err(_) => Err(DeliverError::retryable(
+                self.name_(),
+                format!(
+                    "{}: sending the test message timed out after {secs} s",
+                    self.server()
+                ),
+            )),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(_)) => Ok(format!(
+                "{}: the server accepted a test message to {}",
+                self.server(),
+                cfg.to.join(", ")
+            )),
+        }
+    }
+
     /// `auth = "xoauth2"`: the mailbox and a current token, as XOAUTH2 credentials.
     async fn oauth2_credentials(
         &self,
@@ -647,6 +696,29 @@ impl Destination for EmailDestination {
     }
     fn check(&self) -> BoxFuture<'_, Result<(), DeliverError>> {
         Box::pin(self.check_server())
+    }
+    fn check_verified(&self) -> String {
+        let c = &self.inner.cfg;
+        let tls = match c.tls {
+            EmailTls::Starttls => "STARTTLS",
+            EmailTls::Implicit => "TLS (implicit)",
+            EmailTls::None => "no TLS",
+        };
+        let login = match (&self.inner.oauth2, &c.username) {
+            (Some(source), Some(user)) => format!(
+                "logged in as {user:?} with AUTH XOAUTH2 (token from {})",
+                source.url()
+            ),
+            (None, Some(user)) => format!("logged in as {user:?} (AUTH PLAIN/LOGIN)"),
+            (_, None) => "no login (relay)".to_owned(),
+        };
+        format!(
+            "{}: connected, {tls}, {login}, NOOP answered; no message sent (`sds-sync check --send-test` sends one)",
+            self.server()
+        )
+    }
+    fn send_test(&self) -> Option<BoxFuture<'_, Result<String, DeliverError>>> {
+        Some(Box::pin(self.send_test_message()))
     }
     fn warnings(&self) -> Vec<String> {
         self.inner.warnings.clone()

@@ -201,6 +201,26 @@ impl Destination for FtpDestination {
     fn check(&self) -> BoxFuture<'_, Result<(), DeliverError>> {
         Box::pin(self.bounded("check", self.check_server()))
     }
+    fn check_verified(&self) -> String {
+        let c = &self.cfg;
+        let tls = match c.tls {
+            FtpTls::Explicit => {
+                "TLS (AUTH TLS) on the control and data connections, data connections resuming its TLS session"
+            }
+            FtpTls::Implicit => {
+                "implicit TLS on the control and data connections, data connections resuming its TLS session"
+            }
+            FtpTls::None => "no TLS",
+        };
+        format!(
+            "ftp {}:{}: connected, {tls}, logged in as {:?}; in remote_dir {:?} {}",
+            c.host,
+            self.port,
+            c.username,
+            c.remote_dir.as_deref().unwrap_or("(the login folder)"),
+            staged::PROBE_STEPS
+        )
+    }
     fn warnings(&self) -> Vec<String> {
         self.startup_warnings()
     }

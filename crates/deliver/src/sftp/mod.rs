@@ -268,6 +268,27 @@ impl Destination for SftpDestination {
         Box::pin(self.bounded("check", self.check_server()))
     }
 
+    fn check_verified(&self) -> String {
+        let c = &self.cfg;
+        let trust = match (&c.known_hosts_file, &c.host_key_fingerprint) {
+            (Some(path), _) => format!("host key found in known_hosts_file {}", path.display()),
+            (None, Some(fp)) => format!("host key matches host_key_fingerprint {fp}"),
+            (None, None) => "host key verified".to_owned(),
+        };
+        let login = match (&self.key, &self.password) {
+            (Some(_), Some(_)) => "key or password",
+            (Some(_), None) => "key",
+            _ => "password (or keyboard-interactive)",
+        };
+        format!(
+            "sftp {}: connected, {trust}, logged in as {:?} by {login}; in remote_dir {:?} {}",
+            self.addr,
+            c.username,
+            c.remote_dir,
+            staged::PROBE_STEPS
+        )
+    }
+
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
     }
