@@ -40,6 +40,15 @@ issued = {}  # client_id -> count
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Every read and the TLS handshake are bounded: a client that stalls holds one thread only.
+    timeout = 15
+
+    def setup(self):
+        self.request.settimeout(self.timeout)
+        if isinstance(self.request, ssl.SSLSocket):
+            # Here in the connection's thread, not in accept() (see serve()).
+            self.request.do_handshake()
+        super().setup()
 
     def log_message(self, fmt, *args):  # one line per request, no secrets (bodies are not logged)
         print(f"{self.address_string()} {fmt % args}", flush=True)
@@ -118,7 +127,7 @@ def serve(port, kind, context=None):
     server.kind = kind
     server.daemon_threads = True
     if context is not None:
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 

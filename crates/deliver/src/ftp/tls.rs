@@ -103,6 +103,8 @@ const SESSION_CACHE_SIZE: usize = 8;
 struct TicketStore {
     inner: ClientSessionMemoryCache,
     tickets: AtomicI64,
+    /// Tickets received in all: a server that sends none is not helped by a new login.
+    received: AtomicI64,
 }
 
 impl ClientSessionStore for TicketStore {
@@ -135,6 +137,7 @@ impl ClientSessionStore for TicketStore {
     ) {
         self.inner.insert_tls13_ticket(server_name, value);
         self.tickets.fetch_add(1, Ordering::AcqRel);
+        self.received.fetch_add(1, Ordering::AcqRel);
     }
     fn take_tls13_ticket(
         &self,
@@ -173,6 +176,7 @@ impl Connector {
             let store = Arc::new(TicketStore {
                 inner: ClientSessionMemoryCache::new(SESSION_CACHE_SIZE),
                 tickets: AtomicI64::new(0),
+                received: AtomicI64::new(0),
             });
             let mut own = (*config).clone();
             own.resumption = Resumption::store(store.clone() as Arc<dyn ClientSessionStore>);
@@ -188,12 +192,14 @@ impl Connector {
     }
 
     /// Whether the next TLS data connection would find no session ticket to resume the control
-    /// session with: a TLS 1.3 session that resumes, whose tickets are used up.
+    /// session with: a TLS 1.3 session that resumes, whose server sends tickets, and whose
+    /// tickets are used up.
     pub(super) fn out_of_tickets(&self) -> bool {
         let Some(store) = &self.tickets else {
             return false;
         };
         self.log().control_version.as_deref() == Some("TLSv1_3")
+            && store.received.load(Ordering::Acquire) > 0
             && store.tickets.load(Ordering::Acquire) <= 0
     }
 
