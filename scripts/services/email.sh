@@ -20,6 +20,9 @@ VENV=$STATE/venv
 PY=$VENV/bin/python
 SMTP_USER=sdsmailer
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# Servers started below inherit the working directory: never leave them in a checkout that may be
+# deleted while they run (pyftpdlib then fails every CWD).
+cd /
 SINK=$HERE/email/smtp_sink.py
 AUTH_PORT=25025
 SMTPS_PORT=25465

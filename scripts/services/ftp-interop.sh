@@ -28,6 +28,9 @@ PROFTPD=$PREFIX/usr/sbin/proftpd
 ROOT=$STATE/root                 # the FTP user's home = "/" as the servers show it
 VENV=$STATE/venv
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# Servers started below inherit the working directory: never leave them in a checkout that may be
+# deleted while they run (pyftpdlib then fails every CWD).
+cd /
 FTP_USER=sdsinterftp
 PROFTPD_PORT=21031
 PYFTPD_PORT=21041

@@ -21,6 +21,9 @@ FTP_USER=sdsftp
 PAM_SERVICE=sds-vsftpd-test
 VSFTPD=/usr/sbin/vsftpd
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# Servers started below inherit the working directory: never leave them in a checkout that may be
+# deleted while they run (pyftpdlib then fails every CWD).
+cd /
 
 # name port pasv_min pasv_max extra-config-file
 INSTANCES=(

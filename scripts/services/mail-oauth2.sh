@@ -27,6 +27,9 @@ ENV_FILE=$BASE/mail-oauth2.env
 PKI=$STATE/pki
 VENV=$STATE/venv
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# Servers started below inherit the working directory: never leave them in a checkout that may be
+# deleted while they run (pyftpdlib then fails every CWD).
+cd /
 TOKEN_PORT=25480
 INTROSPECT_PORT=25481
 SUBMISSION_PORT=25587

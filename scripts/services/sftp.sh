@@ -11,6 +11,9 @@
 # component of a ChrootDirectory is root-owned and not group/other-writable, and /tmp is 1777.
 # Tests learn everything from /tmp/sds-test-services/sftp.env. Runs as root (useradd, chroot).
 set -euo pipefail
+# Servers started below inherit the working directory: never leave them in a checkout that may be
+# deleted while they run (pyftpdlib then fails every CWD).
+cd /
 
 PORT="${SDS_SFTP_TEST_PORT:-2222}"
 BASE=/tmp/sds-test-services

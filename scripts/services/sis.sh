@@ -12,6 +12,9 @@
 #   maria-tls 127.0.0.1:33307  MariaDB, require_secure_transport, user sds_tls
 # Both only listen on 127.0.0.1; their certificate names sis.sds-sync.test and 127.0.0.1.
 set -euo pipefail
+# Servers started below inherit the working directory: never leave them in a checkout that may be
+# deleted while they run (pyftpdlib then fails every CWD).
+cd /
 
 STATE=/tmp/sds-test-services/sis
 ENV_FILE=/tmp/sds-test-services/sis.env

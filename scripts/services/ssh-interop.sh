@@ -17,6 +17,9 @@
 # root-owned and not group/other-writable, which /tmp is not). Tests read
 # /tmp/sds-test-services/ssh-interop.env.
 set -euo pipefail
+# Servers started below inherit the working directory: never leave them in a checkout that may be
+# deleted while they run (pyftpdlib then fails every CWD).
+cd /
 
 BASE=/tmp/sds-test-services
 W=$BASE/ssh-interop

@@ -1,7 +1,8 @@
 //! One set of failure cases, run the same way against every file transport: a local folder, SFTP
 //! (OpenSSH on 127.0.0.1), plain FTP and explicit FTPS (vsftpd on 127.0.0.1), set up by
 //! `scripts/test-services start` (settings from the environment or `/tmp/sds-test-services/*.env`).
-//! Without a server these tests say so and pass, except under `CI=true`, where they fail.
+//! Without a server these tests are ignored with the reason (crates/deliver/build.rs), except
+//! under `CI=true`, where they fail.
 //!
 //! What every transport must guarantee (issue 14): a delivery changes the files under their final
 //! names in one burst after every file was uploaded and checked, or not at all. A delivery that
