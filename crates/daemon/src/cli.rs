@@ -2,12 +2,13 @@
 
 use crate::config::{Config, DEFAULT_CONFIG};
 use crate::run::{self, ExportOutcome, ExportReport};
-use crate::{logging, status};
+use crate::{baseline, logging, status};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sds_store::SnapshotId;
+use sds_store::{SnapshotId, Store, StoreError, StoreOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tracing::warn;
 
 /// Exit status of `once` when the snapshot was held (by the mass-change guard, or because the
 /// export fails the publish gate's validation): not a crash, but not something a cron job should
@@ -54,7 +55,8 @@ pub enum Verb {
         #[arg(long, conflicts_with = "offline")]
         send_test: bool,
     },
-    /// Show the current snapshot, held snapshots, recent runs and pending deliveries.
+    /// Show the current snapshot, held snapshots, recent runs and pending deliveries. Reads
+    /// only: changes nothing in the state directory, even after a crash.
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -86,6 +88,13 @@ pub enum Verb {
         /// The id of the held snapshot (see `sds-sync status`).
         snapshot_id: SnapshotId,
     },
+    /// Start the state directory over when its database is lost (every other verb refuses a
+    /// missing or empty state.sqlite next to snapshot folders): moves the old state DB and
+    /// every snapshot folder to `<state.dir>/archive/<time>/` (nothing is deleted) and records
+    /// the row counts of the old snapshots, so the next run is a guarded first run: a snapshot
+    /// smaller than the last known one is held (exit 3) until `sds-sync approve`. Stop the
+    /// service first. Prefer restoring state.sqlite from a backup when you have one.
+    ResetState,
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -99,6 +108,15 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let cfg = Config::load(&cli.config).context("cannot load the configuration")?;
     logging::init(&cfg.log).context("cannot set up logging")?;
+    // `check` prints them with its report; everyone else logs them.
+    if !matches!(cli.verb, Verb::Check { .. }) {
+        for w in &cfg.load_warnings {
+            warn!(warning = %w, "configuration warning");
+        }
+    }
+    // The rest of the one validation every verb runs before it creates or writes anything:
+    // what `check --offline` checks beyond `Config::load`.
+    preflight(&cfg)?;
     match cli.verb {
         Verb::Once { dry_run: true } => {
             let store = run::open_store(&cfg).await?;
@@ -133,16 +151,28 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Verb::Check { offline, send_test } => {
+            for w in &cfg.load_warnings {
+                println!("warning: {w}");
+            }
+            check_state(&cfg).await?;
             run::check(&cfg, offline, send_test).await?;
             Ok(ExitCode::SUCCESS)
         }
         Verb::Status { json, runs } => {
-            let store = open_store_or_shared(&cfg).await?;
-            let result = status::show(&store, json, runs).await;
-            store.close().await;
-            result?;
+            let store = Store::open_read_only(&cfg.state.dir)
+                .await
+                .with_context(|| state_dir_context(&cfg))?;
+            match store {
+                Some(store) => {
+                    let result = status::show(&store, json, runs).await;
+                    store.close().await;
+                    result?;
+                }
+                None => status::show_nothing_yet(&cfg.state.dir, json)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
+        Verb::ResetState => reset_state(&cfg).await,
         Verb::Approve { snapshot_id } => {
             let store = open_store_or_shared(&cfg).await?;
             let result = approve(&cfg, &store, snapshot_id).await;
@@ -150,6 +180,110 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             result
         }
     }
+}
+
+/// What `check --offline` checks beyond [`Config::load`], run by every verb before it creates
+/// or writes anything: the secret files are readable and every destination can be built (its
+/// key and password files read, its settings accepted).
+fn preflight(cfg: &Config) -> anyhow::Result<()> {
+    cfg.source_password()?;
+    run::destinations(cfg)?;
+    Ok(())
+}
+
+fn state_dir_context(cfg: &Config) -> String {
+    format!(
+        "cannot open the state directory {} (config key state.dir)",
+        cfg.state.dir.display()
+    )
+}
+
+/// `check`'s look at the state directory, read-only: a lost state DB fails the check (the
+/// service would refuse to start); a directory this user cannot read is only reported.
+async fn check_state(cfg: &Config) -> anyhow::Result<()> {
+    let dir = cfg.state.dir.display();
+    match Store::open_read_only(&cfg.state.dir).await {
+        Ok(Some(store)) => {
+            let current = store.current().await;
+            store.close().await;
+            match current {
+                Ok(Some(s)) => println!("state: ok ({dir}; current snapshot {})", s.id),
+                Ok(None) => println!("state: ok ({dir}; no snapshot published yet)"),
+                Err(e) => println!("warning: state: cannot read {dir}: {e}"),
+            }
+        }
+        Ok(None) => println!("state: ok ({dir}; not used yet)"),
+        Err(e @ StoreError::StateLost { .. }) => {
+            return Err(anyhow::Error::new(e)).with_context(|| state_dir_context(cfg));
+        }
+        Err(e) => println!("warning: state: cannot inspect {dir}: {e}"),
+    }
+    Ok(())
+}
+
+/// `reset-state`: archives the old state, records the row counts of the old snapshots (in
+/// the configured format) as the baseline of the next first snapshot.
+async fn reset_state(cfg: &Config) -> anyhow::Result<ExitCode> {
+    let reset = Store::begin_reset(&cfg.state.dir).with_context(|| {
+        format!(
+            "cannot reset the state directory {} (config key state.dir)",
+            cfg.state.dir.display()
+        )
+    })?;
+    let opts = cfg.export_options();
+    let specs = opts.format.files(opts.license_file);
+    let folders = reset.snapshot_folders();
+    let mut per_folder = Vec::new();
+    for (id, folder) in &folders {
+        let (counts, problems) = baseline::count_folder(&specs, folder);
+        for p in problems {
+            warn!(snapshot_id = id.0, problem = %p, "a file of an archived snapshot cannot be counted; the baseline leaves it out");
+        }
+        per_folder.push(counts);
+    }
+    let counts = baseline::largest(per_folder);
+    let store_opts = StoreOptions {
+        keep_snapshots: cfg.state.keep_snapshots,
+        ..StoreOptions::default()
+    };
+    let (store, report) = reset.finish(counts, store_opts).await.with_context(|| {
+        format!(
+            "cannot reset the state directory {} (config key state.dir); run reset-state \
+                 again once the cause is fixed",
+            cfg.state.dir.display()
+        )
+    })?;
+    store.close().await;
+    let db = if report.db_files.is_empty() {
+        "no state DB (it was gone)".to_owned()
+    } else {
+        format!("the state DB ({})", report.db_files.join(", "))
+    };
+    println!(
+        "archived {} snapshot folder(s) and {db} to {}",
+        report.folders.len(),
+        report.archive.display()
+    );
+    match &report.baseline {
+        Some(b) => {
+            println!(
+                "the next run is a guarded first run: a snapshot with fewer rows than these (beyond \
+                 [guard] max_removed_percent) is held, exit 3, until `sds-sync approve ID`:"
+            );
+            for c in &b.counts {
+                println!("  {:<32} {:>9} rows", c.label(), c.rows);
+            }
+        }
+        None if folders.is_empty() => {
+            println!("there was no snapshot to count: the next run is an ordinary first run")
+        }
+        None => println!(
+            "warning: none of the archived snapshots has files of format {} to count: the next \
+             run is an ordinary first run that the mass-change guard cannot judge",
+            opts.format.as_str()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn unreachable_validate() -> anyhow::Result<ExitCode> {

@@ -1,5 +1,11 @@
 //! Loading `config.toml` plus `SDS_SYNC__SECTION__KEY` environment overrides into typed,
 //! validated settings; resolving `*_file` secrets. The only place that reads config files.
+//!
+//! [`Config::load`] is the one validation every verb (and a SIGHUP reload) runs before anything
+//! is created or written: TOML syntax (reported by line and column only: the offending line may
+//! hold a password), unknown keys, values and their combinations, the SIS URL, the schedule.
+//! What needs file access (secret files, key files) is checked by the CLI right after, through
+//! the same code `check --offline` uses.
 
 use crate::backoff::RetryPolicy;
 use config::{Config as Layers, Environment, File, FileFormat};
@@ -20,6 +26,16 @@ pub const ENV_PREFIX: &str = "SDS_SYNC";
 pub enum ConfigError {
     #[error("config file {path}: {message}")]
     Load { path: String, message: String },
+    /// Never carries the offending line: it may hold a password.
+    #[error("config file {path}: TOML syntax error at line {line}, column {column}: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(transparent)]
+    Schedule(#[from] crate::schedule::ScheduleError),
     #[error("config key {key}: {message}")]
     Invalid { key: String, message: String },
     #[error("config key {key}: cannot read secret file {path}: {source}")]
@@ -60,6 +76,10 @@ pub struct Config {
     pub metrics: MetricsSection,
     #[serde(default)]
     pub destination: Vec<DestinationSection>,
+    /// Found while loading, for the caller to log once logging is set up (or print in
+    /// `check`): e.g. a config file with inline secrets that other users can read.
+    #[serde(skip)]
+    pub load_warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -310,19 +330,39 @@ impl Config {
                         .into(),
             });
         }
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Load {
+            path: shown.clone(),
+            message: format!("cannot read it: {e}"),
+        })?;
+        // Parsed here first because the `config` crate's message quotes the offending line,
+        // which may hold a password; this one says where, and what is wrong, only.
+        let table = toml::de::DeTable::parse(&text).map_err(|e| {
+            let (line, column) = line_and_column(&text, e.span().map_or(0, |s| s.start));
+            ConfigError::Syntax {
+                path: shown.clone(),
+                line,
+                column,
+                message: e.message().to_owned(),
+            }
+        })?;
+        let inline_secrets = inline_secrets(table.get_ref());
         let layers = Layers::builder()
-            .add_source(File::from(path).format(FileFormat::Toml))
+            .add_source(File::from_str(&text, FileFormat::Toml))
             .add_source(env_layer().source(env))
             .build()
             .map_err(|e| ConfigError::Load {
                 path: shown.clone(),
-                message: e.to_string(),
+                // Only the first line: a TOML error quotes the file from the second line on.
+                message: e.to_string().lines().next().unwrap_or_default().to_owned(),
             })?;
-        let cfg: Config = layers.try_deserialize().map_err(|e| ConfigError::Load {
-            path: shown,
+        let mut cfg: Config = layers.try_deserialize().map_err(|e| ConfigError::Load {
+            path: shown.clone(),
             message: e.to_string(),
         })?;
         cfg.validate()?;
+        if let Some(w) = loose_file_warning(path, &inline_secrets) {
+            cfg.load_warnings.push(w);
+        }
         Ok(cfg)
     }
 
@@ -334,6 +374,13 @@ impl Config {
                 "is empty; set the SIS database URL, e.g. postgres://sis@db/sis",
             ));
         }
+        // The URL is checked as `Source::connect` would, minus the network: a typo in the
+        // scheme must not wait for the first run (or pass `check --offline`).
+        sds_source::SourceConfig::new(self.source.url.clone())
+            .validate()
+            .map_err(|e| invalid("source.url", e.to_string()))?;
+        // Every verb, not only `run`: one validation of the whole config.
+        crate::schedule::Schedule::parse(&self.schedule.cron, &self.schedule.timezone)?;
         if self.source.password.is_some() && self.source.password_file.is_some() {
             return Err(invalid(
                 "source.password_file",
@@ -478,6 +525,81 @@ impl Config {
             Some(path) => read_secret_file("source.password_file", path).map(Some),
             None => Ok(None),
         }
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Keys whose value is a secret when written inline (rather than as `*_file` or in the
+/// environment).
+const SECRET_KEYS: [&str; 2] = ["password", "private_key_passphrase"];
+
+/// The config keys of `table` that hold a secret inline: any `password`-like key, and a
+/// `source.url` with a password in it. Names only, never values.
+fn inline_secrets(table: &toml::de::DeTable<'_>) -> Vec<String> {
+    use toml::de::DeValue;
+    fn walk(prefix: &str, table: &toml::de::DeTable<'_>, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let key = key.get_ref().as_ref();
+            let path = if prefix.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value.get_ref() {
+                DeValue::String(v) if SECRET_KEYS.contains(&key) && !v.is_empty() => out.push(path),
+                DeValue::String(v) if path == "source.url" => {
+                    if url::Url::parse(v).is_ok_and(|u| u.password().is_some()) {
+                        out.push(path);
+                    }
+                }
+                DeValue::Table(t) => walk(&path, t, out),
+                DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let DeValue::Table(t) = item.get_ref() {
+                            walk(&format!("{path}[{i}]"), t, out);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", table, &mut out);
+    out
+}
+
+/// A warning when the config file holds secrets inline and other users may read it.
+fn loose_file_warning(path: &Path, secrets: &[String]) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if secrets.is_empty() {
+            return None;
+        }
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return None;
+        }
+        Some(format!(
+            "config file {} is readable by other users (mode {mode:03o}) and holds secrets inline \
+             ({}); chmod 600 it, or move the secrets to *_file keys or SDS_SYNC__ environment \
+             variables",
+            path.display(),
+            secrets.join(", ")
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, secrets);
+        None
     }
 }
 

@@ -2,6 +2,7 @@
 //! over to the verb. Thin on purpose; the work lives in the modules and crates below.
 
 mod backoff;
+mod baseline;
 mod cli;
 mod config;
 mod logging;
@@ -14,6 +15,18 @@ mod status;
 
 use clap::Parser;
 use std::process::ExitCode;
+
+/// Marks an error that is already in the log in full (a failed run's `run failed` line): the
+/// CLI exits non-zero without printing it a second time. Displays as nothing, so
+/// [`one_line`] skips it.
+#[derive(Debug)]
+pub struct AlreadyLogged;
+
+impl std::fmt::Display for AlreadyLogged {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
 
 /// An error and its causes on one line, outermost first. Causes whose text the previous message
 /// already includes (errors that format their source into their own message) are not repeated.
@@ -65,10 +78,17 @@ fn main() -> ExitCode {
         {
             ExitCode::SUCCESS
         }
+        // Unless `[log] level` filters that line out.
+        Err(e)
+            if e.downcast_ref::<AlreadyLogged>().is_some()
+                && tracing::enabled!(target: "sds_sync::run", tracing::Level::ERROR) =>
+        {
+            ExitCode::FAILURE
+        }
         Err(e) => {
-            // One line on stderr: the whole context chain, outermost first.
+            // Once, on one line: the whole context chain, outermost first. Not also as a log
+            // event: the two would say the same thing twice.
             eprintln!("sds-sync: {}", one_line(&e));
-            tracing::error!(error = %one_line(&e), "sds-sync failed");
             ExitCode::FAILURE
         }
     }

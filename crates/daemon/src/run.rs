@@ -687,7 +687,19 @@ pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Resul
     }
 
     let guarded: Vec<(&str, FileDiff)> = guarded.iter().map(|(l, d)| (l.as_str(), *d)).collect();
-    let verdict: GuardVerdict = evaluate(&cfg.guard, &guarded, previous.is_none());
+    // A first snapshot after `reset-state` is judged against the counts the reset recorded.
+    let baseline = match &previous {
+        None => store
+            .baseline()
+            .context("cannot read the baseline of reset-state")?,
+        Some(_) => None,
+    };
+    let verdict: GuardVerdict = match &baseline {
+        Some(b) => {
+            crate::baseline::judge_first_snapshot(&cfg.guard, b, built.files(), staging.path())?
+        }
+        None => evaluate(&cfg.guard, &guarded, previous.is_none()),
+    };
     let mut reasons: Vec<String> = verdict.trips.iter().map(|t| t.to_string()).collect();
     reasons.extend(invalid.iter().map(|v| format!("invalid: {v}")));
     let held = verdict.held() || !invalid.is_empty();
@@ -824,6 +836,28 @@ pub async fn attempt(
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         })
         .unwrap_or_default();
+    if policy.exhausted(job.attempts) {
+        // Attempts that never finished get here (a finished last attempt marks the job failed
+        // itself): the process was killed during them. Or `[retry] max_attempts` was lowered.
+        let error = format!(
+            "gave up after {} attempts ([retry] max_attempts = {}); last error: {}",
+            job.attempts,
+            policy.max_attempts,
+            job.last_error.as_deref().unwrap_or("none")
+        );
+        store
+            .mark_failed(job, &error)
+            .await
+            .context("cannot record the delivery attempt")?;
+        error!(destination = dest.name(), kind = dest.kind(), snapshot_id = job.snapshot_id.0, attempt = job.attempts, error_kind = "permanent", error = %error, "delivery failed for good; fix the cause, the next snapshot will be delivered again");
+        crate::metrics::record_delivery(dest.name(), DeliveryOutcome::Failed);
+        return Ok(DeliveryOutcome::Failed);
+    }
+    // Counted before it starts: a process killed during the delivery has still used it up.
+    let job = &store
+        .begin_attempt(job)
+        .await
+        .context("cannot record the delivery attempt")?;
     let set = file_set(job, created_at);
     let attempt_no = job.attempts + 1;
     let started = Instant::now();
@@ -936,7 +970,7 @@ pub async fn run_recorded(cfg: &Config, store: &Store) -> anyhow::Result<ExportR
             Ok(_) => info!(outcome = outcome.as_str(), duration_ms = duration.as_millis() as u64, "run finished"),
             Err(e) => error!(outcome = outcome.as_str(), duration_ms = duration.as_millis() as u64, error = %crate::one_line(e), "run failed"),
         }
-        result
+        result.map_err(|e| e.context(crate::AlreadyLogged))
     }
     .instrument(span)
     .await

@@ -212,6 +212,9 @@ fn reload(path: &Path, current: &Arc<Config>) -> Option<Arc<Config>> {
                 error!(error = %crate::one_line(&e), "reloaded config has an invalid destination; keeping the old config");
                 return None;
             }
+            for w in &new.load_warnings {
+                warn!(warning = %w, "configuration warning");
+            }
             info!(config = %path.display(), "configuration reloaded");
             Some(Arc::new(new))
         }

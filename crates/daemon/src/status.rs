@@ -105,6 +105,28 @@ fn delivery(o: OutboxEntry) -> DeliveryView {
     }
 }
 
+/// `status` on a state directory no sds-sync has used yet (it is not created for this).
+pub fn show_nothing_yet(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let view = StatusView {
+            current: None,
+            held: Vec::new(),
+            pending_deliveries: Vec::new(),
+            failed_deliveries: Vec::new(),
+            recent_runs: Vec::new(),
+        };
+        writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
+    } else {
+        writeln!(
+            out,
+            "state directory {}: no sds-sync run has used it yet",
+            dir.display()
+        )?;
+    }
+    Ok(())
+}
+
 pub async fn show(store: &Store, json: bool, runs: u32) -> anyhow::Result<()> {
     let view = StatusView {
         current: store.current().await?.map(snapshot),

@@ -90,7 +90,36 @@ fn mysql_url(url: &str) -> String {
     }
 }
 
+/// What [`connect`] checks before it opens anything: a scheme it knows and a URL its driver
+/// parses (with the TLS settings and `[source] ca_file` of networked drivers). Needs no
+/// network, so every verb runs it first: a typo such as `postgress://` fails `check --offline`,
+/// and `once` before a state directory exists. `connect` calls it too, so a scheme added there
+/// must be added here.
+pub(crate) fn validate(cfg: &SourceConfig) -> Result<(), SourceError> {
+    let url = cfg.url.trim();
+    match scheme(url).as_str() {
+        "postgres" | "postgresql" | "mysql" | "mariadb" => warnings(cfg).map(drop),
+        "sqlite" => SqliteConnectOptions::from_str(url)
+            .map(drop)
+            .map_err(|e| SourceError::InvalidUrl {
+                reason: base_scrubber(cfg, url).scrub(e.to_string()),
+            }),
+        "demo" => Ok(()),
+        "" => Err(SourceError::InvalidUrl {
+            reason: "it has no scheme; use postgres://, mysql://, mariadb://, sqlite:// or demo:"
+                .to_owned(),
+        }),
+        scheme => Err(SourceError::InvalidUrl {
+            reason: format!(
+                "unsupported scheme `{scheme}:`; use postgres://, mysql://, mariadb://, \
+                 sqlite:// or demo:"
+            ),
+        }),
+    }
+}
+
 pub(crate) async fn connect(cfg: &SourceConfig) -> Result<Connected, SourceError> {
+    validate(cfg)?;
     let url = cfg.url.trim();
     let scheme = scheme(url);
     let scrubber = base_scrubber(cfg, url);
@@ -602,4 +631,34 @@ fn percent_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
         }
     }
     String::from_utf8(out)
+}
+
+#[cfg(test)]
+mod validate_tests {
+    use super::validate;
+    use crate::SourceConfig;
+
+    #[test]
+    fn known_schemes_pass_and_typos_fail_without_echoing_the_url() {
+        for url in [
+            "postgres://sis@db.example.org/sis",
+            "postgresql://sis@db/sis?sslmode=require",
+            "mysql://sis@db:3306/sis",
+            "mariadb://sis@db/sis",
+            "sqlite:///var/lib/sis.db",
+            "demo:",
+        ] {
+            assert!(validate(&SourceConfig::new(url)).is_ok(), "{url}");
+        }
+        let err = validate(&SourceConfig::new("postgress://sis:hunter22@db/sis"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unsupported scheme `postgress:`"), "{err}");
+        assert!(!err.contains("hunter22"), "{err}");
+        let err = validate(&SourceConfig::new("postgres://sis:hunter22@db:99999/sis"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("source URL is not valid"), "{err}");
+        assert!(!err.contains("hunter22"), "{err}");
+    }
 }

@@ -191,6 +191,16 @@ pub(crate) fn database_message(e: &sqlx::Error) -> String {
             Some(code) => format!("{} (code {code})", db.message()),
             None => db.message().to_owned(),
         },
+        // The driver's words ("expected to read 5 bytes, got 0 bytes at EOF") do not say what
+        // happened: the server went away in the middle of a conversation.
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => format!(
+            "the database server closed the connection (it was restarted or stopped, or a \
+             server or firewall timeout ended the session) ({io})"
+        ),
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => format!(
+            "the database server reset the connection (it was restarted or stopped, or a \
+             firewall ended the session) ({io})"
+        ),
         other => other.to_string(),
     }
 }
@@ -234,5 +244,35 @@ impl Scrubber {
 impl fmt::Debug for Scrubber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Scrubber({} secrets)", self.secrets.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_message;
+    use std::io;
+
+    #[test]
+    fn a_connection_closed_by_the_server_is_called_that() {
+        // The exact error sqlx returns when the socket reaches EOF in the middle of a message.
+        let eof = sqlx::Error::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "expected to read 5 bytes, got 0 bytes at EOF",
+        ));
+        let text = database_message(&eof);
+        assert!(
+            text.starts_with("the database server closed the connection"),
+            "{text}"
+        );
+        assert!(text.contains("got 0 bytes at EOF"), "{text}");
+        let reset = sqlx::Error::Io(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert!(
+            database_message(&reset).starts_with("the database server reset the connection"),
+            "{}",
+            database_message(&reset)
+        );
+        // Other I/O errors keep the driver's words.
+        let other = sqlx::Error::Io(io::Error::other("something else"));
+        assert!(database_message(&other).contains("something else"));
     }
 }

@@ -97,6 +97,12 @@ impl SourceConfig {
             ..SourceConfig::default()
         }
     }
+
+    /// The checks of [`Source::connect`] that need no network: a supported scheme and a URL its
+    /// driver can parse. Errors: [`SourceError::InvalidUrl`] (never repeating the URL).
+    pub fn validate(&self) -> Result<(), SourceError> {
+        connect::validate(self)
+    }
 }
 
 impl Default for SourceConfig {

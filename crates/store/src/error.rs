@@ -1,7 +1,7 @@
 //! Errors of the store. Each names the path or the record concerned and, where there is one,
 //! what the operator can do about it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::{FailPoint, SnapshotId};
 
@@ -30,6 +30,54 @@ pub enum StoreError {
         path: PathBuf,
         #[source]
         source: sqlx::Error,
+    },
+
+    /// SQLite failed to write (an I/O error, or "database or disk is full") and the file system
+    /// of the state directory has no space left: SQLite's own words ("disk I/O error") do not say
+    /// so.
+    #[error(
+        "state DB {path}: cannot {what}: the disk is full ({available} bytes free on the file \
+         system of {dir}); free some space there, then run again ({source})"
+    )]
+    DiskFull {
+        what: &'static str,
+        path: PathBuf,
+        dir: PathBuf,
+        available: u64,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// SQLite could not open or write the state DB because this user may not: its own words
+    /// ("unable to open database file") do not say so.
+    #[error(
+        "state DB {path}: cannot {what}: permission denied: {detail}; the state directory and \
+         everything in it must belong to the user sds-sync runs as ({source})"
+    )]
+    PermissionDenied {
+        what: &'static str,
+        path: PathBuf,
+        detail: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// The state DB is missing or empty, or does not know some snapshot folders, while
+    /// `snapshots/` holds them: the history of the state directory is lost (or belongs to
+    /// another DB). Starting over would silently make the next export an unguarded first
+    /// snapshot and remove the folders, so every verb refuses until the operator decides.
+    #[error(
+        "state DB {db} {problem}, but {snapshots} holds snapshot folder(s) {folders}: refusing \
+         to start over silently. Restore {db} from a backup, or run `sds-sync reset-state` to \
+         archive the old snapshots and make the next run a guarded first run"
+    )]
+    StateLost {
+        db: PathBuf,
+        /// "is missing", "is empty", "has no record of them", "does not know 7, 8".
+        problem: String,
+        snapshots: PathBuf,
+        /// The folder names, shortened when there are many.
+        folders: String,
     },
 
     #[error("state DB {path}: cannot apply migrations{hint}: {source}")]
@@ -75,3 +123,132 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// SQLite's primary result codes that [`db_error`] looks behind (the low byte of an extended
+/// code such as 4874, SQLITE_IOERR_SHMSIZE).
+const SQLITE_IOERR: i64 = 10;
+const SQLITE_FULL: i64 = 13;
+const SQLITE_CANTOPEN: i64 = 14;
+const SQLITE_READONLY: i64 = 8;
+
+/// Below this many free bytes a failed SQLite write is put down to a full disk: SQLite grows its
+/// files by pages and 32 KiB shared-memory chunks, so a file system with less than this left is
+/// as good as full for it.
+const NEARLY_FULL: u64 = 1024 * 1024;
+
+/// A state DB error, named for what the operator has to fix where SQLite's message hides it: a
+/// full disk behind "disk I/O error", missing permissions behind "unable to open database file".
+pub(crate) fn db_error(what: &'static str, path: &Path, source: sqlx::Error) -> StoreError {
+    let primary = match &source {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .map(|c| c & 0xff),
+        _ => None,
+    };
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    match primary {
+        Some(SQLITE_IOERR | SQLITE_FULL) => {
+            if let Some(available) = available_bytes(&dir)
+                && available < NEARLY_FULL
+            {
+                return StoreError::DiskFull {
+                    what,
+                    path: path.to_path_buf(),
+                    dir,
+                    available,
+                    source,
+                };
+            }
+        }
+        Some(SQLITE_CANTOPEN | SQLITE_READONLY) => {
+            if let Some(detail) = permission_problem(path) {
+                return StoreError::PermissionDenied {
+                    what,
+                    path: path.to_path_buf(),
+                    detail,
+                    source,
+                };
+            }
+        }
+        _ => {}
+    }
+    StoreError::Db {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Bytes this process may still write on the file system holding `dir` (root may use the
+/// blocks reserved for it).
+#[cfg(unix)]
+pub(crate) fn available_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable memory of the right
+    // type; statvfs only writes into it.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled the struct.
+    let st = unsafe { st.assume_init() };
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let blocks = if unsafe { libc::geteuid() } == 0 {
+        st.f_bfree
+    } else {
+        st.f_bavail
+    };
+    Some((blocks as u64).saturating_mul(st.f_frsize as u64))
+}
+
+#[cfg(not(unix))]
+pub(crate) fn available_bytes(_dir: &Path) -> Option<u64> {
+    None
+}
+
+/// Why this process may not open `db` read-write, if that is the reason: SQLite needs to read
+/// and write the file and to create `-wal`/`-shm` files next to it.
+#[cfg(unix)]
+pub(crate) fn permission_problem(db: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = db.parent().unwrap_or(Path::new("."));
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    let denied = |path: &Path, mode: libc::c_int| -> bool {
+        let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `c` is a valid NUL-terminated path; faccessat only reads it. AT_EACCESS checks
+        // with the effective ids, the ones the open would use.
+        let rc = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) };
+        rc != 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::PermissionDenied
+    };
+    if denied(dir, libc::X_OK) {
+        return Some(format!(
+            "{} cannot be entered by this user (uid {uid})",
+            dir.display()
+        ));
+    }
+    if db.exists() && denied(db, libc::R_OK | libc::W_OK) {
+        return Some(format!(
+            "{} is not readable and writable by this user (uid {uid})",
+            db.display()
+        ));
+    }
+    if denied(dir, libc::W_OK) {
+        return Some(format!(
+            "{} is not writable by this user (uid {uid}); SQLite creates its -wal and -shm files \
+             there",
+            dir.display()
+        ));
+    }
+    None
+}
+
+#[cfg(not(unix))]
+pub(crate) fn permission_problem(_db: &Path) -> Option<String> {
+    None
+}

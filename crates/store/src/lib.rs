@@ -13,15 +13,24 @@
 //! <dir>/state.sqlite    the state DB (WAL, synchronous=FULL)
 //! <dir>/staging/<name>  folders being written by a run; leftovers are removed at open
 //! <dir>/snapshots/<id>  the files of each published or held snapshot
+//! <dir>/baseline.json   row counts left by `sds-sync reset-state` (see [`Reset`])
+//! <dir>/archive/<time>  what each `reset-state` moved out of the way (never deleted by us)
 //! ```
 //!
 //! Publishing is all or nothing; see [`Store::publish`] for the protocol and why a crash at any
 //! point leaves either the old or the new snapshot current.
+//!
+//! Nothing the state DB does not account for is ever deleted: a snapshot folder without a row
+//! means the DB was lost or replaced, and every opener refuses ([`StoreError::StateLost`]) until
+//! the operator restores the DB or runs `reset-state`. Only the lock holder cleans up after a
+//! crash; [`Store::open_read_only`] and [`Store::open_shared`] change no file.
 
 mod error;
 mod fsutil;
+mod integrity;
 mod outbox;
 mod publish;
+mod reset;
 mod runs;
 
 use std::fmt;
@@ -40,6 +49,7 @@ use sqlx::sqlite::{
 pub use error::{Result, StoreError};
 pub use outbox::{DeliveryFailure, Job, JobId, JobStatus, OutboxEntry};
 pub use publish::Staging;
+pub use reset::{Baseline, BaselineCount, Reset, ResetReport};
 pub use runs::{RunId, RunOutcome, RunRecord};
 
 use fsutil::io_err;
@@ -286,28 +296,26 @@ impl Store {
     }
 
     /// Opens the state directory: creates it (0700), takes the exclusive lock (a second opener
-    /// gets [`StoreError::Locked`]), opens `state.sqlite` (WAL, synchronous=FULL), applies the
-    /// migrations, then recovers: leftover staging folders, snapshot folders without a committed
-    /// row and runs left "running" by a killed process are cleaned up.
+    /// gets [`StoreError::Locked`]), refuses a state DB that is missing, empty or does not know
+    /// the snapshot folders present ([`StoreError::StateLost`]), opens `state.sqlite` (WAL,
+    /// synchronous=FULL), applies the migrations, then recovers: leftover staging folders,
+    /// folders of publishes that never committed and runs left "running" by a killed process are
+    /// cleaned up.
     pub async fn open_with(dir: &Path, opts: StoreOptions) -> Result<Store> {
         fsutil::create_private_dir(dir)?;
         warn_if_shared(dir);
+        let lock_file = take_lock(dir)?;
+        Store::open_locked(dir, opts, lock_file).await
+    }
 
-        let lock_path = dir.join(LOCK_FILE);
-        let lock_file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err("open lock file", &lock_path))?;
-        match lock_file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked { path: lock_path });
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
-        }
-
+    /// [`Store::open_with`] once the lock is held.
+    pub(crate) async fn open_locked(
+        dir: &Path,
+        opts: StoreOptions,
+        lock_file: fs::File,
+    ) -> Result<Store> {
+        // Before SQLite creates anything: a missing DB next to snapshot folders is lost history.
+        integrity::check_db_file(dir)?;
         fsutil::create_private_dir(&dir.join(SNAPSHOTS_DIR))?;
         fsutil::create_private_dir(&dir.join(STAGING_DIR))?;
 
@@ -328,11 +336,7 @@ impl Store {
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(connect)
             .await
-            .map_err(|source| StoreError::Db {
-                what: "open",
-                path: db_path.clone(),
-                source,
-            })?;
+            .map_err(|source| error::db_error("open", &db_path, source))?;
 
         if let Err(source) = MIGRATOR.run(&pool).await {
             let hint = match source {
@@ -349,6 +353,13 @@ impl Store {
             });
         }
 
+        // Checked before recovery touches anything: folders the DB does not know are not ours to
+        // remove.
+        if let Err(e) = integrity::check_accounted(dir, &pool).await {
+            pool.close().await;
+            return Err(e);
+        }
+
         let store = Store {
             dir: dir.to_path_buf(),
             db_path,
@@ -363,20 +374,34 @@ impl Store {
     }
 
     /// Opens the state directory *without* its lock, next to a running daemon that holds it:
-    /// for `status` (reads) and `approve` (one transaction, serialized with the daemon's by
-    /// SQLite; the daemon's workers then deliver the queued jobs). No migrations, no recovery,
-    /// and no publishing (those need the lock: [`Store::publish`] and friends refuse).
+    /// for `approve` (one transaction, serialized with the daemon's by SQLite; the daemon's
+    /// workers then deliver the queued jobs). No migrations, no recovery, and no publishing
+    /// (those need the lock: [`Store::publish`] and friends refuse). Refuses a lost state DB
+    /// like [`Store::open_with`].
     pub async fn open_shared(dir: &Path) -> Result<Store> {
+        Store::open_unlocked(dir, false)
+            .await?
+            .ok_or_else(|| never_ran(dir))
+    }
+
+    /// Opens the state directory for reading only (`status`, `check`): no lock, no migrations,
+    /// no recovery, and SQLite opened read-only, so nothing in the directory changes whoever
+    /// else holds it. `None` when no sds-sync has used the directory yet (no DB, no snapshot
+    /// folder). Refuses a lost state DB like [`Store::open_with`].
+    pub async fn open_read_only(dir: &Path) -> Result<Option<Store>> {
+        Store::open_unlocked(dir, true).await
+    }
+
+    async fn open_unlocked(dir: &Path, read_only: bool) -> Result<Option<Store>> {
         let db_path = dir.join(DB_FILE);
-        if !db_path.exists() {
-            return Err(StoreError::Usage(format!(
-                "{} does not exist: no sds-sync has run with this state directory yet",
-                db_path.display()
-            )));
+        match integrity::check_db_file(dir)? {
+            integrity::DbFile::Present => {}
+            integrity::DbFile::Missing | integrity::DbFile::Empty => return Ok(None),
         }
         let connect = SqliteConnectOptions::new()
             .filename(&db_path)
             .create_if_missing(false)
+            .read_only(read_only)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
@@ -384,12 +409,12 @@ impl Store {
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(connect)
             .await
-            .map_err(|source| StoreError::Db {
-                what: "open",
-                path: db_path.clone(),
-                source,
-            })?;
-        Ok(Store {
+            .map_err(|source| error::db_error("open", &db_path, source))?;
+        if let Err(e) = integrity::check_accounted(dir, &pool).await {
+            pool.close().await;
+            return Err(e);
+        }
+        Ok(Some(Store {
             dir: dir.to_path_buf(),
             db_path,
             pool,
@@ -397,7 +422,7 @@ impl Store {
             publish_lock: tokio::sync::Mutex::new(()),
             staging_seq: AtomicU64::new(0),
             _lock_file: None,
-        })
+        }))
     }
 
     /// Whether this store holds the state directory's lock (opened with `open`/`open_with`).
@@ -561,7 +586,10 @@ impl Store {
     /// - runs still marked running were interrupted: mark them failed;
     /// - `reserved` snapshot rows belong to a publish that never committed: drop row and folder;
     /// - everything under `staging/` is a leftover;
-    /// - a `snapshots/<id>` folder without a committed row was renamed but never committed.
+    /// - a baseline left by `reset-state` is retired once a snapshot is current (a crash between
+    ///   the publish and its removal).
+    ///
+    /// A `snapshots/<id>` folder without any row was refused before this runs.
     async fn recover(&self) -> Result<()> {
         let now = ts(Utc::now());
         let interrupted = sqlx::query(
@@ -610,7 +638,6 @@ impl Store {
             .filter(|(_, pruned)| pruned.is_none())
             .map(|(id, _)| *id)
             .collect();
-        let all: std::collections::HashSet<i64> = committed.iter().map(|(id, _)| *id).collect();
 
         let staging_dir = self.dir.join(STAGING_DIR);
         let snapshots_dir = self.dir.join(SNAPSHOTS_DIR);
@@ -624,13 +651,11 @@ impl Store {
             for entry in fs::read_dir(&snapshots_dir).map_err(io_err("list", &snapshots_dir))? {
                 let entry = entry.map_err(io_err("list", &snapshots_dir))?;
                 let name = entry.file_name();
-                // Only names this crate creates; anything else is left alone (and logged).
+                // Only names this crate creates; anything else is left alone (and logged). A
+                // numbered folder without a row was refused at open (`check_accounted`), and is
+                // never removed here: the DB does not account for it.
                 match name.to_str().and_then(|n| n.parse::<i64>().ok()) {
-                    Some(id) if all.contains(&id) => {}
-                    Some(_) => {
-                        fsutil::remove_all(&entry.path())?;
-                        removed.push(entry.path().display().to_string());
-                    }
+                    Some(_) => {}
                     None => tracing::warn!(
                         path = %entry.path().display(),
                         "unexpected entry in the snapshots folder; leaving it alone"
@@ -642,6 +667,10 @@ impl Store {
         .await?;
         for path in removed {
             tracing::warn!(path = %path, "removed a leftover of an interrupted run");
+        }
+
+        if self.current().await?.is_some() && reset::retire_baseline(&self.dir)? {
+            tracing::info!("baseline of reset-state retired: a snapshot is current");
         }
 
         for id in live {
@@ -661,7 +690,7 @@ impl Store {
 
     fn db(&self, what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + use<> {
         let path = self.db_path.clone();
-        move |source| StoreError::Db { what, path, source }
+        move |source| error::db_error(what, &path, source)
     }
 
     fn corrupt(&self, what: String) -> StoreError {
@@ -692,6 +721,29 @@ type SnapRow = (
     Option<String>,
     Option<String>,
 );
+
+/// Takes the exclusive lock of the state directory `dir` (which must exist).
+pub(crate) fn take_lock(dir: &Path) -> Result<fs::File> {
+    let lock_path = dir.join(LOCK_FILE);
+    let lock_file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err("open lock file", &lock_path))?;
+    match lock_file.try_lock() {
+        Ok(()) => Ok(lock_file),
+        Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path: lock_path }),
+        Err(fs::TryLockError::Error(e)) => Err(io_err("lock", &lock_path)(e)),
+    }
+}
+
+fn never_ran(dir: &Path) -> StoreError {
+    StoreError::Usage(format!(
+        "{} does not exist: no sds-sync has run with this state directory yet",
+        dir.join(DB_FILE).display()
+    ))
+}
 
 /// The one timestamp format of the state DB: fixed width, so text order is time order.
 pub(crate) fn ts(t: DateTime<Utc>) -> String {

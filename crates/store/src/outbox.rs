@@ -71,6 +71,10 @@ pub struct Job {
     pub destination: String,
     /// Attempts made before this one.
     pub attempts: u32,
+    /// True once [`Store::begin_attempt`] counted this attempt in the outbox: recording its
+    /// outcome then does not count it again.
+    #[serde(default)]
+    pub attempt_started: bool,
     pub created_at: DateTime<Utc>,
     pub last_error: Option<String>,
     /// `<dir>/snapshots/<id>`: the files to send.
@@ -138,6 +142,7 @@ impl Store {
             snapshot_id,
             destination: destination.to_string(),
             attempts: self.attempts(attempts)?,
+            attempt_started: false,
             created_at: self.parse_ts(&created_at)?,
             last_error,
             folder: self.snapshot_dir(snapshot_id),
@@ -158,13 +163,42 @@ impl Store {
         row.map(|(s,)| self.parse_ts(&s)).transpose()
     }
 
+    /// Counts an attempt of `job` in the outbox *before* it is made, and returns the job to
+    /// deliver and record. A process killed during the delivery (kill -9, power cut, OOM) has
+    /// then used the attempt up, so a delivery that crashes the process every time still reaches
+    /// `[retry] max_attempts` instead of being retried for ever; `last_error` says the attempt
+    /// did not finish until its outcome replaces it.
+    pub async fn begin_attempt(&self, job: &Job) -> Result<Job> {
+        let now = Utc::now();
+        let note = format!(
+            "attempt {} started at {} and did not finish (the process stopped during the delivery?)",
+            job.attempts.saturating_add(1),
+            ts(now)
+        );
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, updated_at = ?
+             WHERE id = ? AND status IN ('pending', 'superseded')",
+        )
+        .bind(note)
+        .bind(ts(now))
+        .bind(job.id.0)
+        .execute(&self.pool)
+        .await
+        .map_err(self.db("count a delivery attempt"))?;
+        Ok(Job {
+            attempt_started: true,
+            ..job.clone()
+        })
+    }
+
     /// Records the outcome of one attempt and returns the job's status afterwards:
     /// - `Ok(())`: done;
     /// - a permanent failure: failed;
     /// - a retryable failure: still pending, next attempt at `next_attempt_at`.
     ///
     /// A job superseded while it was being delivered stays superseded on failure; on success it
-    /// is marked done, since its files did arrive.
+    /// is marked done, since its files did arrive. The attempt is counted here unless
+    /// [`Store::begin_attempt`] counted it already.
     pub async fn record_attempt(
         &self,
         job: &Job,
@@ -172,27 +206,31 @@ impl Store {
         next_attempt_at: DateTime<Utc>,
     ) -> Result<JobStatus> {
         let now = ts(Utc::now());
+        let counted = i64::from(!job.attempt_started);
         let q = match &result {
             Ok(()) => sqlx::query(
-                "UPDATE outbox SET status = 'done', attempts = attempts + 1, last_error = NULL,
+                "UPDATE outbox SET status = 'done', attempts = attempts + ?, last_error = NULL,
                      updated_at = ?
                  WHERE id = ? AND status IN ('pending', 'superseded')",
             )
+            .bind(counted)
             .bind(now)
             .bind(job.id.0),
             Err(f) if f.permanent => sqlx::query(
                 "UPDATE outbox SET status = CASE status WHEN 'pending' THEN 'failed' ELSE status END,
-                     attempts = attempts + 1, last_error = ?, updated_at = ?
+                     attempts = attempts + ?, last_error = ?, updated_at = ?
                  WHERE id = ? AND status IN ('pending', 'superseded')",
             )
+            .bind(counted)
             .bind(f.error.clone())
             .bind(now)
             .bind(job.id.0),
             Err(f) => sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
+                "UPDATE outbox SET attempts = attempts + ?, last_error = ?, next_attempt_at = ?,
                      updated_at = ?
                  WHERE id = ? AND status IN ('pending', 'superseded')",
             )
+            .bind(counted)
             .bind(f.error.clone())
             .bind(ts(next_attempt_at))
             .bind(now)

@@ -201,6 +201,9 @@ impl Store {
         if fail == Some(FailPoint::AfterCommit) {
             return Err(StoreError::FailPoint(FailPoint::AfterCommit));
         }
+        if matches!(kind, Kind::Publish { .. }) {
+            self.retire_baseline_now();
+        }
 
         // 6. Prune.
         if let Err(e) = self.prune_locked().await {
@@ -407,13 +410,29 @@ impl Store {
             "approved held snapshot"
         );
         // Pruning deletes folders: only the lock holder does it (a running daemon prunes after
-        // its next publish).
-        if self.is_exclusive()
-            && let Err(e) = self.prune_locked().await
-        {
-            tracing::warn!(error = %e, "cannot prune old snapshots; will retry after the next publish");
+        // its next publish). The same for the baseline of a reset, which a current snapshot
+        // makes moot anyway (the daemon's next open retires it).
+        if self.is_exclusive() {
+            self.retire_baseline_now();
+            if let Err(e) = self.prune_locked().await {
+                tracing::warn!(error = %e, "cannot prune old snapshots; will retry after the next publish");
+            }
         }
         Ok(())
+    }
+
+    /// Retires the baseline of `reset-state` once a snapshot is current; a failure is logged
+    /// (it is ignored while a snapshot is current, and the next open retries).
+    fn retire_baseline_now(&self) {
+        match crate::reset::retire_baseline(&self.dir) {
+            Ok(true) => tracing::info!(
+                "first snapshot after reset-state is current; its baseline is retired"
+            ),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove the baseline of reset-state; the next start will")
+            }
+        }
     }
 
     /// Removes old snapshot folders (rows stay for history). Keeps the newest
