@@ -243,9 +243,18 @@ mod tests {
         // No teacher left at all: that entity is emptied.
         write(tmp.path(), "roles.csv", &roles(10, 0));
         let v = judge_first_snapshot(&guard, &b, &specs(), tmp.path()).unwrap();
-        assert_eq!(v.trips.len(), 1, "{:?}", v.trips);
-        assert_eq!(v.trips[0].file, "roles.csv (teacher)");
-        assert_eq!(v.trips[0].rule, GuardRule::Emptied);
+        assert!(
+            v.trips
+                .iter()
+                .any(|t| t.file == "roles.csv (teacher)" && t.rule == GuardRule::Emptied),
+            "{:?}",
+            v.trips
+        );
+        assert!(
+            v.trips.iter().all(|t| t.file == "roles.csv (teacher)"),
+            "{:?}",
+            v.trips
+        );
 
         // Half the students gone: removed beyond 10%.
         write(tmp.path(), "roles.csv", &roles(5, 2));

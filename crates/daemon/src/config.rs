@@ -751,7 +751,11 @@ mod tests {
             cfg.source_password().unwrap().unwrap().expose_secret(),
             "hunter2"
         );
-        let cfg = load("[source]\nurl = \"x\"\npassword = \"hunter2\"\n", &[]).unwrap();
+        let cfg = load(
+            "[source]\nurl = \"postgres://sis@db/sis\"\npassword = \"hunter2\"\n",
+            &[],
+        )
+        .unwrap();
         assert!(!format!("{cfg:?}").contains("hunter2"));
     }
 

@@ -219,7 +219,8 @@ fn sigterm_finishes_the_current_run_and_exits_0_without_temporary_files() {
 
 /// SIGHUP with an invalid file (bad TOML, an unknown key, a bad schedule) logs the error and
 /// keeps running on the old config (a later change is still exported and delivered); a valid
-/// new config with a second destination then takes effect.
+/// new config with a second destination then takes effect. A TOML syntax error is logged by
+/// line and column, without the offending line (it may hold a password).
 #[test]
 fn sighup_keeps_the_old_config_when_the_new_one_is_broken_and_applies_a_valid_one() {
     let one = Setup::ticking(&["first"]);
@@ -228,14 +229,25 @@ fn sighup_keeps_the_old_config_when_the_new_one_is_broken_and_applies_a_valid_on
     let s1 = int(&d.wait_log(msg::PUBLISHED, |_| true), "snapshot_id");
     d.wait_log(msg::DELIVERED, |l| int(l, "snapshot_id") == s1);
 
-    // 1. Not TOML.
-    env.write_config_text(&format!(
-        "{}\nthis is = = not TOML\n",
+    // 1. Not TOML: an unterminated string on a password line.
+    let broken = format!(
+        "{}\n[source.extra]\npassword = \"hup-secret-do-not-log\n",
         env.config_toml(&one)
-    ));
+    );
+    let line = broken.lines().count();
+    env.write_config_text(&broken);
     d.signal("HUP");
     let err = d.wait_log(msg::RELOAD_FAILED, |_| true);
     assert_eq!(text(&err, "level"), "ERROR");
+    assert!(
+        text(&err, "error").contains(&format!("TOML syntax error at line {line}, column")),
+        "{err}"
+    );
+    assert!(
+        !d.log_text().contains("hup-secret-do-not-log"),
+        "the offending line was logged: {}",
+        d.tail()
+    );
 
     // 2. An unknown key: the error names it.
     env.write_config_text(
@@ -250,12 +262,17 @@ fn sighup_keeps_the_old_config_when_the_new_one_is_broken_and_applies_a_valid_on
         errs[1]
     );
 
-    // 3. A schedule that does not parse.
+    // 3. A schedule that does not parse: refused by the same validation as every verb's.
     let mut bad_schedule = one.clone();
     bad_schedule.cron = "every tuesday".into();
     env.write_config(&bad_schedule);
     d.signal("HUP");
-    d.wait_log(msg::RELOAD_BAD_SCHEDULE, |_| true);
+    let errs = d.wait_log_count(msg::RELOAD_FAILED, 3);
+    assert!(
+        text(&errs[2], "error").contains("schedule.cron"),
+        "the error does not name the key: {}",
+        errs[2]
+    );
     assert!(d.logs_with(msg::RELOADED).is_empty(), "{}", d.tail());
 
     // Still running on the old config: ticks go on and a change is delivered to "first".

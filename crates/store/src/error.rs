@@ -139,6 +139,17 @@ const NEARLY_FULL: u64 = 1024 * 1024;
 /// A state DB error, named for what the operator has to fix where SQLite's message hides it: a
 /// full disk behind "disk I/O error", missing permissions behind "unable to open database file".
 pub(crate) fn db_error(what: &'static str, path: &Path, source: sqlx::Error) -> StoreError {
+    classify(what, path, source, available_bytes, permission_problem)
+}
+
+/// [`db_error`] with the file-system probes passed in (tests give their own).
+fn classify(
+    what: &'static str,
+    path: &Path,
+    source: sqlx::Error,
+    available_bytes: impl Fn(&Path) -> Option<u64>,
+    permission_problem: impl Fn(&Path) -> Option<String>,
+) -> StoreError {
     let primary = match &source {
         sqlx::Error::Database(db) => db
             .code()
@@ -251,4 +262,123 @@ pub(crate) fn permission_problem(db: &Path) -> Option<String> {
 #[cfg(not(unix))]
 pub(crate) fn permission_problem(_db: &Path) -> Option<String> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    /// A SQLite error as sqlx reports it, with the extended result code of the cases.
+    #[derive(Debug)]
+    struct Sqlite(i64, &'static str);
+
+    impl std::fmt::Display for Sqlite {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "(code: {}) {}", self.0, self.1)
+        }
+    }
+
+    impl std::error::Error for Sqlite {}
+
+    impl sqlx::error::DatabaseError for Sqlite {
+        fn message(&self) -> &str {
+            self.1
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Owned(self.0.to_string()))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn err(code: i64, message: &'static str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(Sqlite(code, message)))
+    }
+
+    const DB: &str = "/var/lib/sds-sync/state.sqlite";
+
+    #[test]
+    fn a_disk_io_error_on_a_full_disk_says_the_disk_is_full() {
+        let full = |_: &Path| Some(4096);
+        let fine = |_: &Path| None;
+        for (code, message) in [(4874, "disk I/O error"), (13, "database or disk is full")] {
+            let e = classify("open", Path::new(DB), err(code, message), full, fine);
+            let text = e.to_string();
+            assert!(matches!(e, StoreError::DiskFull { .. }), "{text}");
+            assert!(
+                text.contains(
+                    "the disk is full (4096 bytes free on the file system of /var/lib/sds-sync)"
+                ),
+                "{text}"
+            );
+            // SQLite's own words stay, for whoever searches for them.
+            assert!(text.contains(&format!("(code: {code})")), "{text}");
+        }
+        // The same error with space left is not blamed on the disk.
+        let e = classify(
+            "open",
+            Path::new(DB),
+            err(4874, "disk I/O error"),
+            |_: &Path| Some(10 << 30),
+            fine,
+        );
+        assert!(matches!(e, StoreError::Db { .. }), "{e}");
+    }
+
+    #[test]
+    fn unable_to_open_says_permission_denied_only_when_that_is_the_cause() {
+        let space = |_: &Path| Some(10 << 30);
+        let denied = |p: &Path| {
+            Some(format!(
+                "{} is not readable and writable by this user (uid 998)",
+                p.display()
+            ))
+        };
+        let e = classify(
+            "open",
+            Path::new(DB),
+            err(14, "unable to open database file"),
+            space,
+            denied,
+        );
+        let text = e.to_string();
+        assert!(matches!(e, StoreError::PermissionDenied { .. }), "{text}");
+        assert!(text.contains("cannot open: permission denied: /var/lib/sds-sync/state.sqlite is not readable and writable by this user (uid 998)"), "{text}");
+        let e = classify(
+            "open",
+            Path::new(DB),
+            err(14, "unable to open database file"),
+            space,
+            |_: &Path| None,
+        );
+        assert!(matches!(e, StoreError::Db { .. }), "{e}");
+        // Other errors are left as they are.
+        let e = classify(
+            "read",
+            Path::new(DB),
+            err(1, "no such table: x"),
+            |_: &Path| Some(0),
+            denied,
+        );
+        assert!(matches!(e, StoreError::Db { .. }), "{e}");
+    }
+
+    #[test]
+    fn the_probes_answer_for_a_real_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(available_bytes(tmp.path()).is_some_and(|n| n > 0));
+        // This process created the folder: nothing is denied to it.
+        assert_eq!(permission_problem(&tmp.path().join("state.sqlite")), None);
+    }
 }

@@ -243,6 +243,10 @@ impl Reset {
             write_json(&dir.join(crate::reset::BASELINE_FILE), b)?;
         }
 
+        // Snapshot ids are never reused, across a reset too: a snapshot id in an old log or
+        // e-mail must keep meaning the archived files, not a new snapshot.
+        let last_id = highest_known_id(&dir, &self.folders).await;
+
         // The DB before the folders: a DB gone with folders still there is refused (and a second
         // `reset-state` finishes the job); folders gone with the old DB still there would be a
         // history without its files.
@@ -268,6 +272,7 @@ impl Reset {
         );
 
         let store = Store::open_locked(&dir, opts, self.lock_file).await?;
+        store.continue_ids_after(last_id).await?;
         Ok((
             store,
             ResetReport {
@@ -277,6 +282,63 @@ impl Reset {
                 baseline,
             },
         ))
+    }
+}
+
+/// The highest snapshot id this state directory ever used, as far as can be told: the folders
+/// being archived, the folders of earlier archives, and the old DB's id sequence if it can
+/// still be read (it counts pruned snapshots too).
+async fn highest_known_id(dir: &Path, folders: &[SnapshotId]) -> i64 {
+    let mut highest = folders.iter().map(|id| id.0).max().unwrap_or(0);
+    if let Ok(archives) = fs::read_dir(dir.join(ARCHIVE_DIR)) {
+        for archive in archives.flatten() {
+            if let Ok(ids) = snapshot_folder_ids(&archive.path()) {
+                highest = highest.max(ids.into_iter().max().unwrap_or(0));
+            }
+        }
+    }
+    let db = dir.join(DB_FILE);
+    if crate::integrity::db_file(dir).ok() == Some(crate::integrity::DbFile::Present) {
+        let connect = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .read_only(true)
+            .create_if_missing(false);
+        if let Ok(mut conn) = sqlx::ConnectOptions::connect(&connect).await {
+            let seq: Result<Option<(i64,)>, _> =
+                sqlx::query_as("SELECT seq FROM sqlite_sequence WHERE name = 'snapshots'")
+                    .fetch_optional(&mut conn)
+                    .await;
+            if let Ok(Some((seq,))) = seq {
+                highest = highest.max(seq);
+            }
+            let _ = sqlx::Connection::close(conn).await;
+        }
+    }
+    highest
+}
+
+impl Store {
+    /// Makes the next snapshot id larger than `last_id` (SQLite's AUTOINCREMENT sequence).
+    async fn continue_ids_after(&self, last_id: i64) -> Result<()> {
+        if last_id <= 0 {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(self.db("begin"))?;
+        sqlx::query(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'snapshots', 0
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'snapshots')",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(self.db("continue the snapshot ids"))?;
+        sqlx::query("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'snapshots'")
+            .bind(last_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.db("continue the snapshot ids"))?;
+        tx.commit()
+            .await
+            .map_err(self.db("continue the snapshot ids"))
     }
 }
 

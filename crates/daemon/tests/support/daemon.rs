@@ -42,8 +42,6 @@ pub mod msg {
     pub const DELIVERED: &str = "delivered";
     pub const WILL_RETRY: &str = "delivery failed; will retry";
     pub const RELOAD_FAILED: &str = "cannot reload the configuration; keeping the old one";
-    pub const RELOAD_BAD_SCHEDULE: &str =
-        "reloaded config has an invalid schedule; keeping the old config";
     pub const RELOADED: &str = "configuration reloaded";
     pub const UPDATED: &str = "schedule and destinations updated";
     pub const SKIPPED: &str = "scheduled ticks skipped because the previous run was still going";
