@@ -970,3 +970,213 @@ async fn a_removed_destination_keeps_no_pending_job_and_gets_the_current_snapsho
     let job = store.next_due_job("flaky", far).await.unwrap().unwrap();
     assert_eq!(job.snapshot_id, second);
 }
+
+/// Every way of opening refuses a missing or emptied state DB next to snapshot folders, and
+/// changes nothing doing so (the history must not be replaced by a fresh, unguarded one).
+#[tokio::test]
+async fn a_lost_state_db_is_refused_by_every_opener_and_nothing_is_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    let first = publish(&store, "1", &["local"]).await.unwrap();
+    let second = publish(&store, "2", &["local"]).await.unwrap();
+    store.close().await;
+    let db = dir.join("state.sqlite");
+
+    for lose in ["truncate", "remove"] {
+        match lose {
+            "truncate" => drop(fs::File::create(&db).unwrap()),
+            _ => {
+                let _ = fs::remove_file(&db);
+            }
+        }
+        let before = entries(&dir);
+        let expected = if lose == "truncate" {
+            "is empty (0 bytes)"
+        } else {
+            "is missing"
+        };
+        let errors = [
+            Store::open(&dir, 10).await.map(drop).unwrap_err(),
+            Store::open_shared(&dir).await.map(drop).unwrap_err(),
+            Store::open_read_only(&dir).await.map(drop).unwrap_err(),
+        ];
+        for e in errors {
+            let text = e.to_string();
+            assert!(matches!(e, StoreError::StateLost { .. }), "{lose}: {text}");
+            assert!(
+                text.contains(expected)
+                    && text.contains(&format!("snapshot folder(s) {first}, {second}"))
+                    && text.contains("sds-sync reset-state"),
+                "{lose}: {text}"
+            );
+        }
+        assert_eq!(entries(&dir), before, "{lose}: the state directory changed");
+        assert_eq!(
+            snapshot_folders(&dir),
+            vec![first.to_string(), second.to_string()]
+        );
+    }
+}
+
+/// A DB restored from a backup older than the newest snapshot folder does not know that folder:
+/// refused, and the folder is left alone (recovery only removes what the DB accounts for).
+#[tokio::test]
+async fn a_snapshot_folder_the_db_does_not_know_is_refused_not_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    publish(&store, "1", &["local"]).await.unwrap();
+    store.close().await;
+    let backup = tmp.path().join("backup.sqlite");
+    fs::copy(dir.join("state.sqlite"), &backup).unwrap();
+    let store = open(&dir, 10).await;
+    let second = publish(&store, "2", &["local"]).await.unwrap();
+    store.close().await;
+    fs::copy(&backup, dir.join("state.sqlite")).unwrap();
+
+    let e = Store::open(&dir, 10)
+        .await
+        .map(drop)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!(
+            "does not know 1 of them (restored from an older backup?), but {} holds snapshot folder(s) {second}",
+            dir.join("snapshots").display()
+        )),
+        "{e}"
+    );
+    assert!(snapshot_folders(&dir).contains(&second.to_string()));
+}
+
+/// `open_read_only` reads a state directory without changing it: no recovery of a crashed
+/// publish (the next writer does that), no directory for one never used.
+#[tokio::test]
+async fn open_read_only_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    assert!(Store::open_read_only(&dir).await.unwrap().is_none());
+    assert!(
+        !dir.exists(),
+        "a read-only open created the state directory"
+    );
+
+    let store = open(&dir, 10).await;
+    let first = publish(&store, "1", &["local"]).await.unwrap();
+    store.close().await;
+    let store = open_failing(&dir, FailPoint::AfterRename).await;
+    publish(&store, "2", &["local"]).await.unwrap_err();
+    drop(store);
+    let left = snapshot_folders(&dir);
+    assert_eq!(left.len(), 2, "the crash left a renamed folder");
+
+    let ro = Store::open_read_only(&dir).await.unwrap().expect("a store");
+    assert_eq!(current_id(&ro).await, Some(first));
+    assert!(!ro.is_exclusive());
+    assert!(ro.new_staging().is_err(), "a read-only store cannot stage");
+    ro.close().await;
+    assert_eq!(snapshot_folders(&dir), left, "read-only open recovered");
+
+    // The next writer recovers.
+    let store = open(&dir, 10).await;
+    assert_eq!(snapshot_folders(&dir), vec![first.to_string()]);
+    store.close().await;
+}
+
+/// An attempt counted at its start stays counted when the process dies before its end, and is
+/// not counted twice when it does end.
+#[tokio::test]
+async fn an_attempt_is_counted_when_it_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    publish(&store, "1", &["sftp"]).await.unwrap();
+    let far = Utc::now() + Duration::days(1);
+
+    let job = store.next_due_job("sftp", far).await.unwrap().unwrap();
+    let started = store.begin_attempt(&job).await.unwrap();
+    assert_eq!(started.attempts, 0, "attempts made before this one");
+    // "kill -9": nothing more is recorded.
+    drop(store);
+    let store = open(&dir, 10).await;
+    let job = store.next_due_job("sftp", far).await.unwrap().unwrap();
+    assert_eq!(job.attempts, 1);
+    assert!(
+        job.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("attempt 1 started at") && e.contains("did not finish")),
+        "{:?}",
+        job.last_error
+    );
+
+    // A finished attempt: counted once, its outcome replaces the note.
+    let started = store.begin_attempt(&job).await.unwrap();
+    let failure = DeliveryFailure {
+        error: "connection refused".into(),
+        permanent: false,
+    };
+    store
+        .record_attempt(&started, Err(failure), Utc::now())
+        .await
+        .unwrap();
+    let job = store.next_due_job("sftp", far).await.unwrap().unwrap();
+    assert_eq!(
+        (job.attempts, job.last_error.as_deref()),
+        (2, Some("connection refused"))
+    );
+}
+
+/// `reset-state` moves the DB and the folders into an archive (nothing deleted), records the
+/// counts it is given, continues the snapshot ids, and a publish retires the baseline.
+#[tokio::test]
+async fn a_reset_archives_everything_and_keeps_a_baseline_until_a_publish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = open(&dir, 10).await;
+    publish(&store, "1", &["local"]).await.unwrap();
+    let second = publish(&store, "2", &["local"]).await.unwrap();
+    store.close().await;
+    fs::remove_file(dir.join("state.sqlite")).unwrap();
+
+    let reset = Store::begin_reset(&dir).unwrap();
+    // The lock is held while the caller counts.
+    assert!(matches!(
+        Store::open(&dir, 10).await.map(drop).unwrap_err(),
+        StoreError::Locked { .. }
+    ));
+    let folders: Vec<SnapshotId> = reset
+        .snapshot_folders()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(folders.len(), 2);
+    let counts = vec![sds_store::BaselineCount {
+        file: "Student.csv".into(),
+        entity: None,
+        rows: 2,
+    }];
+    let (store, report) = reset
+        .finish(counts.clone(), StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.folders, folders);
+    assert!(report.db_files.is_empty(), "the DB was gone already");
+    assert_eq!(
+        entries(&report.archive.join("snapshots")),
+        folders.iter().map(|id| id.to_string()).collect::<Vec<_>>()
+    );
+    assert!(report.archive.join("reset.json").is_file());
+    assert!(snapshot_folders(&dir).is_empty());
+    assert_eq!(store.current().await.unwrap(), None);
+    assert_eq!(store.baseline().unwrap().expect("baseline").counts, counts);
+
+    // A hold keeps the baseline; a publish retires it; ids continue after the archived ones.
+    let held = hold(&store, "3").await.unwrap();
+    assert!(held > second, "{held} after {second}");
+    assert!(store.baseline().unwrap().is_some());
+    let published = publish(&store, "4", &["local"]).await.unwrap();
+    assert!(published > held);
+    assert!(store.baseline().unwrap().is_none());
+    store.close().await;
+}
