@@ -554,10 +554,11 @@ fn inline_secrets(table: &toml::de::DeTable<'_>) -> Vec<String> {
             };
             match value.get_ref() {
                 DeValue::String(v) if SECRET_KEYS.contains(&key) && !v.is_empty() => out.push(path),
-                DeValue::String(v) if path == "source.url" => {
-                    if url::Url::parse(v).is_ok_and(|u| u.password().is_some()) {
-                        out.push(path);
-                    }
+                DeValue::String(v)
+                    if path == "source.url"
+                        && url::Url::parse(v).is_ok_and(|u| u.password().is_some()) =>
+                {
+                    out.push(path)
                 }
                 DeValue::Table(t) => walk(&path, t, out),
                 DeValue::Array(items) => {

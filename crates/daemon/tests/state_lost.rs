@@ -22,9 +22,11 @@ fn env_with_history() -> (Env, i64) {
     (env, current)
 }
 
-/// Every entry under `dir` (recursively) with its bytes, so that any creation, removal or
-/// rewrite shows.
-fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+/// Every entry under a folder (recursively) with its bytes (none for a folder).
+type Tree = Vec<(PathBuf, Vec<u8>)>;
+
+/// The [`Tree`] of `dir`, so that any creation, removal or rewrite shows.
+fn tree(dir: &Path) -> Tree {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(p) = todo.pop() {
@@ -173,10 +175,10 @@ fn a_state_db_that_does_not_know_the_folders_is_refused() {
 }
 
 /// The archive keeps the old DB and every snapshot folder, byte for byte.
-fn assert_archived(env: &Env, archive: &Path, folders: &[(String, Vec<(PathBuf, Vec<u8>)>)]) {
+fn assert_archived(env: &Env, archive: &Path, folders: &[(String, Tree)]) {
     for (id, files) in folders {
         let moved = tree(&archive.join("snapshots").join(id));
-        let rel = |t: &[(PathBuf, Vec<u8>)], base: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        let rel = |t: &[(PathBuf, Vec<u8>)], base: &Path| -> Tree {
             t.iter()
                 .map(|(p, b)| {
                     (
@@ -207,7 +209,7 @@ fn archive_of(run: &Run) -> PathBuf {
 #[test]
 fn after_reset_state_a_sis_with_no_students_is_held_not_delivered() {
     let (env, current) = env_with_history();
-    let folders: Vec<(String, Vec<(PathBuf, Vec<u8>)>)> = env
+    let folders: Vec<(String, Tree)> = env
         .snapshot_folders()
         .into_iter()
         .map(|id| {

@@ -212,6 +212,8 @@ pub(crate) fn available_bytes(dir: &Path) -> Option<u64> {
     } else {
         st.f_bavail
     };
+    // The field types differ between platforms (u32 on some 32-bit ones).
+    #[allow(clippy::unnecessary_cast)]
     Some((blocks as u64).saturating_mul(st.f_frsize as u64))
 }
 
