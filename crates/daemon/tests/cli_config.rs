@@ -211,8 +211,25 @@ fn inline_secrets_in_a_config_file_others_can_read_are_warned() {
     );
 }
 
+/// An error is printed once: the `sds-sync:` line, not also an ERROR log line saying the same;
+/// a failed run only by its `run failed` log line.
 #[test]
-fn a_failed_run_is_reported_once() {
+fn errors_are_reported_once() {
+    let case = Case::new("demo:", "");
+    let (code, stdout, stderr) = case.sds(&["once"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let (code, stdout, stderr) = case.sds(&["approve", "99"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert_eq!(
+        stderr.matches("there is no snapshot 99").count(),
+        1,
+        "the error is printed once:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("sds-sync: cannot approve snapshot 99: there is no snapshot 99"),
+        "{stderr}"
+    );
+
     let case = Case::new("sqlite:///nonexistent/sis.db", "");
     let (code, stdout, stderr) = case.sds(&["once"]);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
@@ -220,6 +237,12 @@ fn a_failed_run_is_reported_once() {
         stderr.matches("cannot connect to the SIS").count(),
         1,
         "the error is printed once:\n{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains("run failed")),
+        "{stderr}"
     );
 }
 
