@@ -266,9 +266,9 @@ pub struct Store {
     /// processes), so recovery after a failed step never races another publish.
     publish_lock: tokio::sync::Mutex<()>,
     staging_seq: AtomicU64,
-    /// Kept open for the lock; released when the Store is dropped.
-    /// The exclusive lock of the state directory; `None` for a store opened with
-    /// [`Store::open_shared`], which may only read and approve.
+    /// The exclusive lock of the state directory, kept open until the Store is dropped; `None`
+    /// for a store opened with [`Store::open_shared`] (reads and approves only) or
+    /// [`Store::open_read_only`] (reads only).
     _lock_file: Option<fs::File>,
 }
 
