@@ -187,6 +187,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 /// key and password files read, its settings accepted).
 fn preflight(cfg: &Config) -> anyhow::Result<()> {
     cfg.source_password()?;
+    // The SIS settings as `Source::connect` reads them (a `[source] ca_file` included); the
+    // warnings themselves are logged by `once`/`run` and printed by `check`.
+    run::source_warnings(cfg)?;
     run::destinations(cfg)?;
     Ok(())
 }

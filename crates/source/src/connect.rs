@@ -99,11 +99,13 @@ pub(crate) fn validate(cfg: &SourceConfig) -> Result<(), SourceError> {
     let url = cfg.url.trim();
     match scheme(url).as_str() {
         "postgres" | "postgresql" | "mysql" | "mariadb" => warnings(cfg).map(drop),
-        "sqlite" => SqliteConnectOptions::from_str(url)
-            .map(drop)
-            .map_err(|e| SourceError::InvalidUrl {
-                reason: base_scrubber(cfg, url).scrub(e.to_string()),
-            }),
+        "sqlite" => {
+            SqliteConnectOptions::from_str(url)
+                .map(drop)
+                .map_err(|e| SourceError::InvalidUrl {
+                    reason: base_scrubber(cfg, url).scrub(e.to_string()),
+                })
+        }
         "demo" => Ok(()),
         "" => Err(SourceError::InvalidUrl {
             reason: "it has no scheme; use postgres://, mysql://, mariadb://, sqlite:// or demo:"
