@@ -168,10 +168,16 @@ mod tests {
     fn roles(students: usize, teachers: usize) -> String {
         let mut t = format!("{}\n", header("roles.csv"));
         for i in 0..students {
-            t.push_str(&format!("{}\n", row("roles.csv", &format!("s{i}"), "student")));
+            t.push_str(&format!(
+                "{}\n",
+                row("roles.csv", &format!("s{i}"), "student")
+            ));
         }
         for i in 0..teachers {
-            t.push_str(&format!("{}\n", row("roles.csv", &format!("t{i}"), "teacher")));
+            t.push_str(&format!(
+                "{}\n",
+                row("roles.csv", &format!("t{i}"), "teacher")
+            ));
         }
         t
     }
