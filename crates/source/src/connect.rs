@@ -107,16 +107,31 @@ pub(crate) fn validate(cfg: &SourceConfig) -> Result<(), SourceError> {
                 })
         }
         "demo" => Ok(()),
+        #[cfg(feature = "odbc")]
+        "odbc" => crate::odbc::check_conn_string(url),
+        #[cfg(not(feature = "odbc"))]
+        "odbc" => Err(no_odbc()),
         "" => Err(SourceError::InvalidUrl {
-            reason: "it has no scheme; use postgres://, mysql://, mariadb://, sqlite:// or demo:"
+            reason: "it has no scheme; use postgres://, mysql://, mariadb://, sqlite://, odbc: \
+                     or demo:"
                 .to_owned(),
         }),
         scheme => Err(SourceError::InvalidUrl {
             reason: format!(
                 "unsupported scheme `{scheme}:`; use postgres://, mysql://, mariadb://, \
-                 sqlite:// or demo:"
+                 sqlite://, odbc: or demo:"
             ),
         }),
+    }
+}
+
+#[cfg(not(feature = "odbc"))]
+fn no_odbc() -> SourceError {
+    SourceError::InvalidUrl {
+        reason: "this sds-sync was built without ODBC support; use the Docker image, or build \
+                 with `cargo build --release --features sds-daemon/odbc` (needs the \
+                 unixodbc-dev package)"
+            .to_owned(),
     }
 }
 
@@ -134,12 +149,7 @@ pub(crate) async fn connect(cfg: &SourceConfig) -> Result<Connected, SourceError
         #[cfg(feature = "odbc")]
         "odbc" => crate::odbc::connect(url, cfg, scrubber).await,
         #[cfg(not(feature = "odbc"))]
-        "odbc" => Err(SourceError::InvalidUrl {
-            reason: "this sds-sync was built without ODBC support; use the Docker image, or \
-                     build with `cargo build --release --features sds-daemon/odbc` (needs the \
-                     unixodbc-dev package)"
-                .to_owned(),
-        }),
+        "odbc" => Err(no_odbc()),
         _ => Err(SourceError::InvalidUrl {
             reason: format!(
                 "unsupported scheme `{scheme}:`; use postgres://, mysql://, mariadb://, \
@@ -662,5 +672,26 @@ mod validate_tests {
             .to_string();
         assert!(err.starts_with("source URL is not valid"), "{err}");
         assert!(!err.contains("hunter22"), "{err}");
+    }
+
+    #[test]
+    fn odbc_connection_strings_are_checked_where_odbc_is_built_in() {
+        let good = validate(&SourceConfig::new(
+            "odbc:Driver={ODBC Driver 18};Server=sis",
+        ));
+        let bad = validate(&SourceConfig::new("odbc:Driver=x;Server"));
+        if cfg!(feature = "odbc") {
+            assert!(good.is_ok(), "{good:?}");
+            let err = bad.unwrap_err().to_string();
+            assert!(
+                err.contains("the ODBC connection string after `odbc:`"),
+                "{err}"
+            );
+        } else {
+            for r in [good, bad] {
+                let err = r.unwrap_err().to_string();
+                assert!(err.contains("built without ODBC support"), "{err}");
+            }
+        }
     }
 }

@@ -63,6 +63,16 @@ pub(crate) struct OdbcSource {
     scrubber: Scrubber,
 }
 
+/// The part of [`connect`] that needs no driver: the connection string after `odbc:` parses.
+pub(crate) fn check_conn_string(url: &str) -> Result<(), SourceError> {
+    let text = url.get("odbc:".len()..).unwrap_or_default();
+    ConnString::parse(text)
+        .map(drop)
+        .map_err(|e| SourceError::InvalidUrl {
+            reason: format!("the ODBC connection string after `odbc:`: {}", e.0),
+        })
+}
+
 /// `odbc:<connection string>`: parses it, adds the configured password, checks that the named
 /// driver is installed, and proves one connection works (naming driver and DBMS for `check` and
 /// the logs).
