@@ -538,7 +538,7 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// Keys whose value is a secret when written inline (rather than as `*_file` or in the
 /// environment).
-const SECRET_KEYS: [&str; 2] = ["password", "private_key_passphrase"];
+const SECRET_KEYS: [&str; 3] = ["password", "private_key_passphrase", "oauth2_client_secret"];
 
 /// The config keys of `table` that hold a secret inline: any `password`-like key, and a
 /// `source.url` with a password in it. Names only, never values.
@@ -820,6 +820,34 @@ mod tests {
                 assert_eq!(kinds, ["local", "sftp", "ftp", "email"]);
             }
         }
+    }
+
+    #[test]
+    fn inline_secrets_are_found_by_key_never_by_value() {
+        let text = "[source]\nurl = \"postgres://sis:pw@db/sis\"\n\
+                    [[destination]]\nname = \"m\"\nkind = \"email\"\noauth2_client_secret = \"s\"\n\
+                    [[destination]]\nname = \"f\"\nkind = \"ftp\"\npassword = \"\"\npassword_file = \"/x\"\n\
+                    [[destination]]\nname = \"s\"\nkind = \"sftp\"\nprivate_key_passphrase = \"k\"\n";
+        let table = toml::de::DeTable::parse(text).unwrap();
+        assert_eq!(
+            inline_secrets(table.get_ref()),
+            [
+                "destination[0].oauth2_client_secret",
+                "destination[2].private_key_passphrase",
+                "source.url"
+            ]
+        );
+        let table =
+            toml::de::DeTable::parse("[source]\nurl = \"postgres://sis@db/sis\"\n").unwrap();
+        assert!(inline_secrets(table.get_ref()).is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_are_placed_by_line_and_character_column() {
+        assert_eq!(line_and_column("a = 1\nbé = \"x", 13), (2, 7));
+        assert_eq!(line_and_column("abc", 0), (1, 1));
+        // Past the end (a parser pointing at EOF) stays on the last line.
+        assert_eq!(line_and_column("a\nbc", 99), (2, 3));
     }
 
     #[test]
