@@ -193,6 +193,21 @@ async fn tick(cfg: &Config, store: &Store, health: &Health, workers: &Workers) {
         Utc::now().format("%Y-%m-%d %H:%M:%SZ")
     ));
     update_outbox_gauge(store).await;
+    release_freed_memory();
+}
+
+/// Gives the heap pages the run freed back to the system. A run's buffers are allocated and
+/// freed on short-lived threads, each with a glibc malloc arena that keeps its freed memory
+/// (up to twice the largest block it ever handed out) for reuse; over hundreds of runs each
+/// arena reached a new high now and then, and the daemon's RSS crept up ~1 KB a run although
+/// the live heap stayed flat (issue 19, measured with scripts/soak and heaptrack). Trimming
+/// costs well under a millisecond against a run of at least tens.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas under their locks; no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn reload(path: &Path, current: &Arc<Config>) -> Option<Arc<Config>> {
