@@ -197,11 +197,11 @@ async fn tick(cfg: &Config, store: &Store, health: &Health, workers: &Workers) {
 }
 
 /// Gives the heap pages the run freed back to the system. A run's buffers are allocated and
-/// freed on short-lived threads, each with a glibc malloc arena that keeps its freed memory
-/// (up to twice the largest block it ever handed out) for reuse; over hundreds of runs each
-/// arena reached a new high now and then, and the daemon's RSS crept up ~1 KB a run although
-/// the live heap stayed flat (issue 19, measured with scripts/soak and heaptrack). Trimming
-/// costs well under a millisecond against a run of at least tens.
+/// freed on short-lived threads, each served by a glibc malloc arena that keeps freed memory
+/// for reuse (it returns it only past a threshold that rises with the largest block freed);
+/// over hundreds of runs one arena or another reached a new high, and the daemon's RSS crept
+/// up ~1 KB a run while the live heap stayed flat (issue 19, scripts/soak and heaptrack).
+/// Trimming is about a dozen madvise calls, well under a millisecond.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own arenas under their locks; no preconditions.
