@@ -268,6 +268,8 @@ pub enum Values {
     Text,
     /// One of an enumeration's values (ignoring case).
     Enum(&'static Enumeration),
+    /// A secret (a password): no message, log line or finding ever shows its value.
+    Secret,
 }
 
 /// Which value of a built record sds-sync writes into a column. The builder renders each row as
@@ -314,6 +316,13 @@ pub struct Column {
     pub values: Values,
     /// `Some` when sds-sync writes this column, with the value it writes.
     pub field: Option<Field>,
+}
+
+impl Column {
+    /// Its values are secrets: never echoed in a finding, message or log line.
+    pub fn is_secret(&self) -> bool {
+        self.values == Values::Secret
+    }
 }
 
 /// A column whose values are IDs of rows of another file (or of its own file).
@@ -542,6 +551,13 @@ const fn enumerated(c: Column, e: &'static Enumeration) -> Column {
         ..c
     }
 }
+/// A column of passwords ([`Values::Secret`]).
+const fn secret(c: Column) -> Column {
+    Column {
+        values: Values::Secret,
+        ..c
+    }
+}
 const fn reference(column: &'static str, file: &'static str) -> Reference {
     Reference {
         column,
@@ -634,7 +650,7 @@ const V1_USER: [Column; 6] = [
     opt_w(v1::FIRST_NAME, Field::FirstName),
     opt_w(v1::LAST_NAME, Field::LastName),
     column(v1::USERNAME, Need::Expected, Some(Field::Username)),
-    opt_w(v1::PASSWORD, Field::Password),
+    secret(opt_w(v1::PASSWORD, Field::Password)),
 ];
 
 pub const V1_STUDENT: FileSpec = FileSpec {
@@ -778,7 +794,7 @@ pub const V2_USERS: FileSpec = FileSpec {
         column(r::GIVEN_NAME, Need::Header, Some(Field::FirstName)),
         column(r::FAMILY_NAME, Need::Header, Some(Field::LastName)),
         column(r::USERNAME, Need::Expected, Some(Field::Username)),
-        opt_w(r::PASSWORD, Field::Password),
+        secret(opt_w(r::PASSWORD, Field::Password)),
         enumerated(req(r::ROLE, Field::Role), &ROLES),
         opt_w(r::GRADE, Field::Grade),
     ],
@@ -844,7 +860,7 @@ pub const V21_USERS: FileSpec = FileSpec {
         // Required by SDS only to create a user (not to match an existing one).
         column(r::GIVEN_NAME, Need::Header, Some(Field::FirstName)),
         column(r::FAMILY_NAME, Need::Header, Some(Field::LastName)),
-        opt_w(r::PASSWORD, Field::Password),
+        secret(opt_w(r::PASSWORD, Field::Password)),
         opt(r::ACTIVE_DIRECTORY_MATCH_ID),
         opt(r::EMAIL),
         opt(r::PHONE),
@@ -1216,6 +1232,10 @@ mod tests {
                 let mut cols = HashSet::new();
                 for c in f.columns {
                     assert!(cols.insert(c.name), "{}: column {} twice", f.name, c.name);
+                    // Every column of passwords is marked: the validator never echoes them.
+                    let password = c.name.to_ascii_lowercase().contains("password")
+                        || c.field == Some(Field::Password);
+                    assert_eq!(c.is_secret(), password, "{}: {}", f.name, c.name);
                 }
                 // The key is the leading written columns, so sorted files diff by a merge.
                 if f.written {

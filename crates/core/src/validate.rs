@@ -616,6 +616,8 @@ struct Layout {
     names_v1: Option<(usize, usize)>,
     /// Unique values are checked between neighbours (strict: sorted by a key they prefix).
     neighbours: bool,
+    /// By position: the column holds secrets (passwords), whose values no finding shows.
+    secret: Vec<bool>,
 }
 
 impl Layout {
@@ -902,14 +904,25 @@ impl<'a> FileCheck<'a> {
                 "line ends with CR alone; sds-sync writes CRLF",
             ),
         }
-        encoded.clear();
-        for (i, value) in record.iter().enumerate() {
-            if i > 0 {
-                encoded.push(b',');
-            }
+        // The line itself is never shown (it may hold a password): the finding names the
+        // columns whose values are not written as sds-sync writes them.
+        let mut wrong: Vec<String> = Vec::new();
+        for (i, (value, written)) in record.iter().zip(raw_fields(raw.content)).enumerate() {
+            encoded.clear();
             encode_value(value, encoded);
+            if encoded.as_slice() != written {
+                let name = if header {
+                    Some(String::from_utf8_lossy(value).into_owned())
+                } else {
+                    self.layout.as_ref().and_then(|l| l.names.get(i).cloned())
+                };
+                wrong.push(match name {
+                    Some(n) => format!("{n:?}"),
+                    None => format!("field {}", i + 1),
+                });
+            }
         }
-        if encoded.as_slice() != raw.content {
+        if !wrong.is_empty() {
             let what = if header { "the header" } else { "the line" };
             self.at(
                 Severity::Error,
@@ -917,9 +930,10 @@ impl<'a> FileCheck<'a> {
                 raw.line,
                 None,
                 format!(
-                    "{what} is not minimally quoted: {:?}, its values encode as {:?}",
-                    String::from_utf8_lossy(raw.content),
-                    String::from_utf8_lossy(encoded)
+                    "{what} is not minimally quoted: the value(s) of {} are quoted where sds-sync \
+                     writes no quotes, or the other way round (quotes only around a comma, a \
+                     quote, a line break or white space at either end)",
+                    wrong.join(", ")
                 ),
             );
         }
@@ -1052,7 +1066,14 @@ impl<'a> FileCheck<'a> {
             .iter()
             .map(|r| self.set.ids.get(r.file))
             .collect();
+        let mut secret = vec![false; names.len()];
+        for &(p, c) in &columns {
+            if let Some(s) = secret.get_mut(p) {
+                *s = c.is_secret();
+            }
+        }
         self.layout = Some(Box::new(Layout {
+            secret,
             width: names.len(),
             names: names.iter().map(|n| (*n).to_owned()).collect(),
             columns,
@@ -1117,13 +1138,13 @@ impl<'a> FileCheck<'a> {
             }
             if value.trim() != *value {
                 let severity = self.strict_or_warning();
-                self.at(
-                    severity,
-                    "whitespace",
-                    line,
-                    column,
-                    format!("value {value:?} has leading or trailing white space"),
-                );
+                let message = if l.secret.get(i).copied().unwrap_or(false) {
+                    "the value has leading or trailing white space (a password: not shown)"
+                        .to_owned()
+                } else {
+                    format!("value {value:?} has leading or trailing white space")
+                };
+                self.at(severity, "whitespace", line, column, message);
             }
         }
         for &(p, c) in &l.columns {
@@ -1824,6 +1845,35 @@ fn newlines(content: &[u8]) -> u64 {
         i += 1;
     }
     n
+}
+
+/// The fields of one raw record as written (quotes included), split the way RFC 4180 does: a
+/// double quote opens a quoted value only at the start of a field, and `""` inside it is a quote.
+fn raw_fields(content: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let from = start?;
+        let mut i = from;
+        if content.get(i) == Some(&b'"') {
+            i += 1;
+            while i < content.len() {
+                if content[i] == b'"' {
+                    if content.get(i + 1) == Some(&b'"') {
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+        }
+        while i < content.len() && content[i] != b',' {
+            i += 1;
+        }
+        start = (i < content.len()).then_some(i + 1);
+        Some(&content[from..i])
+    })
 }
 
 /// Whether a value needs quotes: a comma, a quote, a line break, or white space at either end.

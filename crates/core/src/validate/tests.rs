@@ -1269,3 +1269,86 @@ mod builder_property {
         assert!(checked.iter().all(|&n| n > 50), "{checked:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// No finding echoes a password (the gate logs findings at ERROR and stores them for `status`).
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn no_finding_echoes_a_password() {
+    const SECRET: &str = "Welcome-2026!SECRET";
+    let ours = set(V1_OURS);
+    let student = |row: &str| {
+        with(
+            &without(&ours, "License.csv"),
+            "Student.csv",
+            &format!(
+                "SIS ID,School SIS ID,First Name,Last Name,Username,Password\n{row}\n\
+                 0008,002,\"Bo \"\"B\"\"\",Ng,bo@x.org,\n"
+            ),
+        )
+    };
+    // Over-quoted (the password and the first name), and padded with white space.
+    let quoted = student(&format!(
+        "0007,001,\"Ann\",\"Lee, Jr.\",ann@x.org,\"{SECRET}\""
+    ));
+    let padded = student(&format!(
+        "0007,001,Ann,\"Lee, Jr.\",ann@x.org,\" {SECRET}\""
+    ));
+    for (what, files, rule) in [
+        ("quoted", &quoted, "quoting"),
+        ("padded", &padded, "whitespace"),
+    ] {
+        let all = check(Format::V1, files, true);
+        let found: Vec<&Violation> = all.iter().filter(|v| v.rule == rule).collect();
+        assert_eq!(found.len(), 1, "{what}:\n{}", listing(&all));
+        for v in &all {
+            assert!(!v.to_string().contains(SECRET), "{what}: {v}");
+        }
+        assert_eq!(found[0].line, Some(2), "{what}");
+    }
+    let quoting = check(Format::V1, &quoted, true)
+        .into_iter()
+        .find(|v| v.rule == "quoting")
+        .expect("quoting finding");
+    // It names the over-quoted columns instead of printing the line.
+    assert!(quoting.message.contains("\"First Name\""), "{quoting}");
+    assert!(quoting.message.contains("\"Password\""), "{quoting}");
+    assert!(!quoting.message.contains("Ann"), "{quoting}");
+    // A name (not a secret) is still shown where it helps.
+    let name = student("0007,001,\" Ann\",\"Lee, Jr.\",ann@x.org,pw");
+    let found = check(Format::V1, &name, true);
+    assert!(
+        found
+            .iter()
+            .any(|v| v.rule == "whitespace" && v.message.contains("\" Ann\"")),
+        "{}",
+        listing(&found)
+    );
+    // The gate's path (rows as rendered) too.
+    let rows = check_rows(
+        Format::V1,
+        &[
+            ("School.csv", vec![vec!["001", "North"]]),
+            (
+                "Student.csv",
+                vec![vec![
+                    "0007",
+                    "001",
+                    "Ann",
+                    "Lee",
+                    "ann@x.org",
+                    " Welcome-2026!SECRET",
+                ]],
+            ),
+        ],
+    );
+    assert!(
+        rows.iter().any(|v| v.rule == "whitespace"),
+        "{}",
+        listing(&rows)
+    );
+    for v in &rows {
+        assert!(!v.to_string().contains(SECRET), "{v}");
+    }
+}
