@@ -537,6 +537,7 @@ impl Builder {
             });
             sort_resolve(table, key, &mut tally, slot);
         }
+        drop_conflicting_teachers(&mut teachers, &mut tally);
 
         // Usernames SDS would reject: blank (no e-mail address), not user@domain where v2.1
         // needs it, or one account for two people. Mode `blank` writes no username at all.
@@ -1406,6 +1407,45 @@ fn sort_resolve(rows: &mut Table, key_fields: usize, tally: &mut Tally, slot: Sl
             DropReason::Duplicate
         };
         tally.drop_row(slot, reason, field(row, ID));
+    });
+}
+
+/// One teacher listed at several schools is one person: rows of one teacher ID that disagree
+/// on the person (first or last name, e-mail, password) cannot be published as one user (v2/v2.1
+/// would keep one row's values silently, v1 would give one SIS ID two usernames). Every row of
+/// such a teacher goes as `conflicting_duplicate`, and its roster rows follow as `unknown_user`.
+/// The table is sorted by ID.
+fn drop_conflicting_teachers(teachers: &mut Table, tally: &mut Tally) {
+    // Teacher layout: id, school, first, last, email, password.
+    fn person(row: &str) -> [&str; 5] {
+        let [id, _school, first, last, email, password] = fields::<6>(row);
+        [id, first, last, email, password]
+    }
+    let starts = group_starts(teachers);
+    let mut conflicted = vec![false; teachers.len()];
+    for (g, &start) in starts.iter().enumerate() {
+        let (start, end) = (
+            start as usize,
+            starts.get(g + 1).map_or(teachers.len(), |&s| s as usize),
+        );
+        let first = person(teachers.get(start));
+        if (start + 1..end).any(|i| person(teachers.get(i)) != first)
+            && let Some(rows) = conflicted.get_mut(start..end)
+        {
+            rows.fill(true);
+        }
+    }
+    teachers.retain_at(|pos, row| {
+        if conflicted.get(pos).copied().unwrap_or(false) {
+            tally.drop_row(
+                Slot::Teacher,
+                DropReason::ConflictingDuplicate,
+                field(row, ID),
+            );
+            false
+        } else {
+            true
+        }
     });
 }
 

@@ -1,6 +1,6 @@
 //! The publish gate end to end, with the real `sds-sync` binary on a SQLite SIS: rows SDS would
 //! reject (a user without a username, two people with one username, two SIS rows of one student
-//! that disagree) are dropped with their enrollments, counted and named at WARN, and what `once`
+//! that disagree, a teacher whose schools give two e-mail addresses) are dropped with their enrollments, counted and named at WARN, and what `once`
 //! delivers passes `sds-sync validate --strict`; a set that still fails validation is held like
 //! a guard hold (exit 3, `status` says why, nothing delivered, `approve` publishes it).
 
@@ -11,7 +11,8 @@ use support::snapshots::*;
 use support::{Run, sds_command};
 
 /// The default students query plus a second, different row of student 000126 (another first
-/// name and password): a conflicting duplicate.
+/// name and password): a conflicting duplicate. The teachers query gives the two-school teacher
+/// 1003 another e-mail address at school 002: one teacher, two accounts, a conflict too.
 const CONFLICTING_STUDENT: &str = r#"
 [source.queries]
 students = """
@@ -22,6 +23,16 @@ FROM students st
 WHERE st.enroll_status = 'A'
 UNION ALL
 SELECT '000126', '001', 'Rob', 'Chen', 'robert.chen@demo.k12.example', 'Other-2026!', 7
+"""
+teachers = """
+SELECT sf.staff_id AS teacher_id, ss.school_code AS school_id, sf.first_name AS first_name,
+       sf.last_name AS last_name,
+       CASE WHEN sf.staff_id = 1003 AND ss.school_code = '002'
+            THEN 'siobhan.oconnell@demo.k12.example' ELSE sf.email END AS email,
+       sf.web_password AS password
+FROM staff sf
+INNER JOIN staff_schools ss ON ss.staff_id = sf.staff_id
+WHERE sf.is_active = TRUE
 """
 "#;
 
@@ -63,17 +74,31 @@ fn rejected_rows_are_dropped(format: &str) {
     for l in &lines {
         assert_eq!(l["level"], "WARN", "{l}");
     }
-    let (students, enrollments) = if format == "v1" {
+    let v1 = format == "v1";
+    let (students, enrollments) = if v1 {
         ("Student.csv", "StudentEnrollment.csv")
     } else {
         ("users.csv", "enrollments.csv")
     };
-    for (reason, count, ids) in [
-        ("no_username", 1, vec!["000130"]),
-        ("duplicate_username", 2, vec!["000123", "000125"]),
-        ("conflicting_duplicate", 2, vec!["000126"]),
+    // v2/v2.1 count students and teachers together in users.csv.
+    let (teachers, rosters_file) = if v1 {
+        ("Teacher.csv", "TeacherRoster.csv")
+    } else {
+        (students, enrollments)
+    };
+    let conflicting = if v1 { 2 } else { 4 };
+    for (file, reason, count, ids) in [
+        (students, "no_username", 1, vec!["000130"]),
+        (students, "duplicate_username", 2, vec!["000123", "000125"]),
+        (
+            students,
+            "conflicting_duplicate",
+            conflicting,
+            vec!["000126"],
+        ),
+        (teachers, "conflicting_duplicate", conflicting, vec!["1003"]),
     ] {
-        let l = dropped(&lines, students, reason);
+        let l = dropped(&lines, file, reason);
         assert_eq!(l["count"].as_u64(), Some(count), "{reason}: {l}");
         let named = l["ids"].as_str().unwrap_or_default();
         for id in ids {
@@ -87,14 +112,28 @@ fn rejected_rows_are_dropped(format: &str) {
     )[0]
     .parse()
     .expect("count");
-    // v2.1 puts rosters in enrollments.csv too: the inactive teacher 1008's roster row.
-    let rosters = u64::from(format != "v1");
+    // The roster rows of the inactive teacher 1008 and of the conflicting 1003 go too; v2.1
+    // puts them in enrollments.csv.
+    let rosters: u64 = env
+        .sis_texts("SELECT CAST(count(*) AS TEXT) FROM sections WHERE staff_id IN (1003, 1008)")[0]
+        .parse()
+        .expect("count");
+    assert_eq!(rosters, 3, "the demo SIS changed");
     let l = dropped(&lines, enrollments, "unknown_user");
-    assert_eq!(l["count"].as_u64(), Some(theirs + rosters), "{l}");
+    let expected = if v1 { theirs } else { theirs + rosters };
+    assert_eq!(l["count"].as_u64(), Some(expected), "{l}");
     assert!(
         l["ids"].as_str().unwrap_or_default().contains("/000130"),
         "{l}"
     );
+    let l = dropped(&lines, rosters_file, "unknown_user");
+    assert!(
+        l["ids"].as_str().unwrap_or_default().contains("/1003"),
+        "{l}"
+    );
+    if v1 {
+        assert_eq!(l["count"].as_u64(), Some(rosters), "{l}");
+    }
 
     let status = env.status();
     let id = current_id(&status).expect("published");
@@ -102,11 +141,12 @@ fn rejected_rows_are_dropped(format: &str) {
     let files = env.snapshot_files(id);
     for (name, bytes) in &files {
         let text = String::from_utf8_lossy(bytes);
-        for gone in ["000123", "000125", "000126", "000130"] {
+        for gone in ["000123", "000125", "000126", "000130", "1003"] {
             let mentions = |l: &str| l.split(',').any(|field| field == gone);
             assert!(!text.lines().any(mentions), "{name} still has {gone}");
         }
         assert!(!text.contains("jose.alvarez"), "{name}");
+        assert!(!text.contains("oconnell@"), "{name}");
     }
     for dest in [DEST_LICENSE, DEST_PLAIN] {
         assert_strict_valid(&env.dest(dest), format);

@@ -1146,14 +1146,14 @@ fn v2_files() {
 }
 
 #[test]
-fn v2_teacher_fields_come_from_first_sorted_row() {
+fn a_teacher_at_several_schools_is_one_user() {
     let input = vec![
         school(&["A", "a"]),
         school(&["B", "b"]),
         school(&["C", "c"]),
-        teacher(&["t", "C", "Zed", "Late", "late@x.example", "p3"]),
-        teacher(&["t", "B", "Bea", "Second", "second@x.example", "p2"]),
-        teacher(&["t", "A", "Ann", "First", "first@x.example", "p1"]),
+        teacher(&["t", "C", "Ann", "First", "ann@x.example", "p1"]),
+        teacher(&["t", "B", "Ann", "First", "ann@x.example", "p1"]),
+        teacher(&["t", "A", "Ann", "First", "ann@x.example", "p1"]),
     ];
     let built = build(&opts(Format::V2), &input);
     assert_eq!(
@@ -1163,7 +1163,7 @@ fn v2_teacher_fields_come_from_first_sorted_row() {
             "A,B,C",
             "Ann",
             "First",
-            "first@x.example",
+            "ann@x.example",
             "p1",
             "teacher",
             ""
@@ -1172,7 +1172,7 @@ fn v2_teacher_fields_come_from_first_sorted_row() {
     let built = build(&opts(Format::V2_1), &input);
     assert_eq!(
         rows(&built, "users.csv"),
-        table(&[&["t", "first@x.example", "Ann", "First", "p1"]])
+        table(&[&["t", "ann@x.example", "Ann", "First", "p1"]])
     );
     assert_eq!(
         rows(&built, "roles.csv"),
@@ -1182,16 +1182,77 @@ fn v2_teacher_fields_come_from_first_sorted_row() {
             &["t", "C", "teacher"]
         ])
     );
-    // v1 keeps one row per school with that row's own fields.
+    // v1 keeps one row per school.
     let built = build(&opts(Format::V1), &input);
     assert_eq!(
         rows(&built, "Teacher.csv"),
         table(&[
-            &["t", "A", "Ann", "First", "first@x.example", "p1"],
-            &["t", "B", "Bea", "Second", "second@x.example", "p2"],
-            &["t", "C", "Zed", "Late", "late@x.example", "p3"],
+            &["t", "A", "Ann", "First", "ann@x.example", "p1"],
+            &["t", "B", "Ann", "First", "ann@x.example", "p1"],
+            &["t", "C", "Ann", "First", "ann@x.example", "p1"],
         ])
     );
+    assert!(built.drops().is_empty(), "{:?}", built.drops());
+}
+
+#[test]
+fn a_teacher_whose_schools_disagree_is_dropped_whole() {
+    // One teacher ID whose rows disagree on the person (not on the school) cannot be one user:
+    // v2/v2.1 would keep one row's e-mail silently, v1 would give one SIS ID two usernames.
+    // Each field of the person on its own: first name, last name, e-mail, password.
+    let person = ["t", "", "Ann", "First", "ann@x.example", "p1"];
+    for field in 2..6 {
+        let mut other = person;
+        other[1] = "B";
+        other[field] = "different@x.example";
+        let mut same = person;
+        same[1] = "A";
+        let input = vec![
+            school(&["A", "a"]),
+            school(&["B", "b"]),
+            teacher(&same),
+            teacher(&other),
+            // Agreeing rows of another teacher stay.
+            teacher(&["u", "A", "Uma", "U", "uma@x.example", NULL]),
+            teacher(&["u", "B", "Uma", "U", "uma@x.example", NULL]),
+            section(&["A", "M", "1", "Math"]),
+            section(&["B", "M", "1", "Math"]),
+            roster(&["A", "M", "1", "t"]),
+            roster(&["B", "M", "1", "t"]),
+            roster(&["A", "M", "1", "u"]),
+        ];
+        use DropReason::*;
+        for format in [Format::V1, Format::V2, Format::V2_1] {
+            let built = build(&opts(format), &input);
+            let (users, rosters) = match format {
+                Format::V1 => ("Teacher.csv", "TeacherRoster.csv"),
+                _ => ("users.csv", "enrollments.csv"),
+            };
+            let what = format!("{format}, field {field}");
+            assert_eq!(
+                counts(&built),
+                [(users, ConflictingDuplicate, 2), (rosters, UnknownUser, 2)],
+                "{what}"
+            );
+            assert_eq!(
+                drop_ids(&built, users, ConflictingDuplicate),
+                ["t"],
+                "{what}"
+            );
+            let ids: Vec<String> = rows(&built, users)
+                .into_iter()
+                .map(|r| r[0].clone())
+                .collect();
+            assert!(
+                ids.iter().all(|id| id == "u") && !ids.is_empty(),
+                "{what}: {ids:?}"
+            );
+            let bytes: Vec<u8> = all_bytes(&built).into_iter().flat_map(|(_, b)| b).collect();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("different@x.example"), "{what}: {text}");
+            assert!(!text.contains("ann@x.example"), "{what}: {text}");
+        }
+    }
 }
 
 #[test]
