@@ -19,6 +19,10 @@ async fn schools_table(db: &TestDb) -> String {
     table
 }
 
+#[cfg_attr(
+    sds_no_databases,
+    ignore = "SDS_TEST_POSTGRES_URL or SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn missing_required_column_names_query_and_column() {
     for db in TestDb::all().await {
@@ -58,6 +62,10 @@ async fn missing_required_column_names_query_and_column() {
     }
 }
 
+#[cfg_attr(
+    sds_no_databases,
+    ignore = "SDS_TEST_POSTGRES_URL or SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn missing_optional_column_reads_none_and_extras_are_ignored() {
     for db in TestDb::all().await {
@@ -90,6 +98,10 @@ async fn missing_optional_column_reads_none_and_extras_are_ignored() {
     }
 }
 
+#[cfg_attr(
+    sds_no_databases,
+    ignore = "SDS_TEST_POSTGRES_URL or SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn query_errors_name_the_query_and_carry_the_database_message() {
     for db in TestDb::all().await {
@@ -116,6 +128,10 @@ async fn query_errors_name_the_query_and_carry_the_database_message() {
     }
 }
 
+#[cfg_attr(
+    sds_no_databases,
+    ignore = "SDS_TEST_POSTGRES_URL or SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn probe_limits_rows_and_accepts_a_trailing_semicolon() {
     for db in TestDb::all().await {
@@ -142,6 +158,10 @@ async fn probe_limits_rows_and_accepts_a_trailing_semicolon() {
     }
 }
 
+#[cfg_attr(
+    sds_no_databases,
+    ignore = "SDS_TEST_POSTGRES_URL or SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn probe_accepts_a_query_ending_in_a_line_comment() {
     // `check` wraps the admin's query in a derived table; a trailing `-- comment` must not
@@ -168,10 +188,14 @@ async fn probe_accepts_a_query_ending_in_a_line_comment() {
     }
 }
 
+#[cfg_attr(
+    sds_no_databases,
+    ignore = "SDS_TEST_POSTGRES_URL or SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn a_query_past_its_timeout_fails_naming_the_key() {
     // A hung SIS (a lock, an overloaded server) must fail the run, not stall it for ever.
-    let servers: Vec<(TestDb, &str)> = [
+    let servers: Vec<(TestDb, &str)> = vec![
         (
             TestDb::postgres().await,
             "SELECT '1' AS school_id, 'x' AS name FROM pg_sleep(30)",
@@ -180,10 +204,7 @@ async fn a_query_past_its_timeout_fails_naming_the_key() {
             TestDb::mysql().await,
             "SELECT '1' AS school_id, SLEEP(30) AS name",
         ),
-    ]
-    .into_iter()
-    .filter_map(|(db, sql)| db.map(|db| (db, sql)))
-    .collect();
+    ];
     for (db, sql) in servers {
         let mut cfg = common::config(&db.url, Entity::Schools, sql);
         cfg.query_timeout = std::time::Duration::from_secs(1);
@@ -248,6 +269,10 @@ async fn duplicate_and_empty_queries_are_errors() {
 
 /// Streaming: the sink sees each row as it arrives and the count matches, for a result larger
 /// than any driver buffer (SQLite's row channel holds 50).
+#[cfg_attr(
+    sds_no_databases,
+    ignore = "SDS_TEST_POSTGRES_URL or SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn rows_stream_to_the_sink() {
     for db in TestDb::all().await {
@@ -276,6 +301,10 @@ async fn rows_stream_to_the_sink() {
     }
 }
 
+#[cfg_attr(
+    sds_no_databases,
+    ignore = "SDS_TEST_POSTGRES_URL or SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn describe_names_the_database_without_credentials() {
     let db = TestDb::sqlite().await;
@@ -287,25 +316,24 @@ async fn describe_names_the_database_without_credentials() {
     source.close().await;
     db.close().await;
 
-    if let Some(db) = TestDb::postgres().await {
-        let source = Source::connect(&SourceConfig::new(&db.url))
-            .await
-            .expect("connect");
-        let d = source.describe();
-        assert!(d.starts_with("postgres://") && !d.contains('@'), "{d}");
-        source.close().await;
-        db.close().await;
-    }
-    if let Some(db) = TestDb::mysql().await {
-        assert_eq!(db.kind, Kind::MySql);
-        // The mariadb:// spelling is accepted too.
-        let url = db.url.replacen("mysql://", "mariadb://", 1);
-        let source = Source::connect(&SourceConfig::new(url))
-            .await
-            .expect("connect");
-        let d = source.describe();
-        assert!(d.starts_with("mysql://") && !d.contains('@'), "{d}");
-        source.close().await;
-        db.close().await;
-    }
+    let db = TestDb::postgres().await;
+    let source = Source::connect(&SourceConfig::new(&db.url))
+        .await
+        .expect("connect");
+    let d = source.describe();
+    assert!(d.starts_with("postgres://") && !d.contains('@'), "{d}");
+    source.close().await;
+    db.close().await;
+
+    let db = TestDb::mysql().await;
+    assert_eq!(db.kind, Kind::MySql);
+    // The mariadb:// spelling is accepted too.
+    let url = db.url.replacen("mysql://", "mariadb://", 1);
+    let source = Source::connect(&SourceConfig::new(url))
+        .await
+        .expect("connect");
+    let d = source.describe();
+    assert!(d.starts_with("mysql://") && !d.contains('@'), "{d}");
+    source.close().await;
+    db.close().await;
 }

@@ -22,6 +22,10 @@ fn long_name_query(db: &TestDb, len: usize) -> String {
     )
 }
 
+#[cfg_attr(
+    sds_no_databases,
+    ignore = "SDS_TEST_POSTGRES_URL or SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn a_value_longer_than_the_limit_fails_the_read_naming_column_and_row() {
     for db in TestDb::all().await {
@@ -73,6 +77,10 @@ async fn a_value_longer_than_the_limit_fails_the_read_naming_column_and_row() {
     }
 }
 
+#[cfg_attr(
+    sds_no_databases,
+    ignore = "SDS_TEST_POSTGRES_URL or SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn one_row_more_than_max_rows_fails_the_read() {
     for db in TestDb::all().await {

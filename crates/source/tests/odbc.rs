@@ -2,7 +2,8 @@
 //! ("PostgreSQL Unicode", Debian odbc-postgresql), MariaDB ("MariaDB Unicode", odbc-mariadb) and
 //! SQLite ("SQLite3", libsqliteodbc). The same tables are read natively and through ODBC and
 //! must give the same text, value for value; the documented exceptions are asserted as such.
-//! A missing driver skips its tests, except under `CI=true`, where it fails them.
+//! A test whose driver (or database) is missing is ignored with the reason (build.rs:
+//! `sds_no_odbc_postgres`, ...), except under `CI=true`, where it fails.
 #![cfg(feature = "odbc")]
 
 mod common;
@@ -31,20 +32,15 @@ fn driver_installed(name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The `odbc:` URL that reaches `db` through its ODBC driver, or `None` (test skipped) when the
-/// driver is not installed; under `CI=true` a missing driver fails the test.
-fn odbc_url(db: &TestDb) -> Option<String> {
+/// The `odbc:` URL that reaches `db` through its ODBC driver. A test whose driver is missing is
+/// ignored (build.rs), so a missing one here fails the test, naming it.
+fn odbc_url(db: &TestDb) -> String {
     let name = driver(db.kind);
-    if !driver_installed(name) {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the ODBC driver `{name}` is not installed, but CI=true: scripts/ci-services \
-             installs it"
-        );
-        eprintln!("skipped: the ODBC driver `{name}` is not installed (scripts/ci-services)");
-        return None;
-    }
-    Some(match db.kind {
+    assert!(
+        driver_installed(name),
+        "the ODBC driver `{name}` is not installed: scripts/ci-services installs it"
+    );
+    match db.kind {
         Kind::Sqlite => format!(
             "odbc:Driver={{{name}}};Database={}",
             db.sqlite_path().expect("sqlite path").display()
@@ -72,7 +68,7 @@ fn odbc_url(db: &TestDb) -> Option<String> {
             }
             text
         }
-    })
+    }
 }
 
 async fn odbc_source(url: &str, entity: Entity, sql: &str) -> Result<Source, SourceError> {
@@ -126,9 +122,7 @@ const EXPRESSIONS: &[&str] = &[
 ];
 
 async fn typed_values_match_native(db: &TestDb) {
-    let Some(odbc) = odbc_url(db) else {
-        return;
-    };
+    let odbc = odbc_url(db);
     let table = unique("sds_odbc_types");
     let columns: Vec<String> = COLUMNS
         .iter()
@@ -175,24 +169,32 @@ async fn typed_values_match_native(db: &TestDb) {
     .await;
 }
 
+#[cfg_attr(
+    any(sds_no_postgres, sds_no_odbc_postgres),
+    ignore = "needs PostgreSQL (SDS_TEST_POSTGRES_URL) and the ODBC driver `PostgreSQL Unicode` (odbc-postgresql, installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn postgres_values_are_the_native_ones() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
+    let db = TestDb::postgres().await;
     typed_values_match_native(&db).await;
     db.close().await;
 }
 
+#[cfg_attr(
+    any(sds_no_mysql, sds_no_odbc_mariadb),
+    ignore = "needs MariaDB (SDS_TEST_MYSQL_URL) and the ODBC driver `MariaDB Unicode` (odbc-mariadb, installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn mariadb_values_are_the_native_ones() {
-    let Some(db) = TestDb::mysql().await else {
-        return;
-    };
+    let db = TestDb::mysql().await;
     typed_values_match_native(&db).await;
     db.close().await;
 }
 
+#[cfg_attr(
+    sds_no_odbc_sqlite,
+    ignore = "the ODBC driver `SQLite3` is not installed (libsqliteodbc, installed by scripts/ci-services)"
+)]
 #[tokio::test]
 async fn sqlite_values_are_the_native_ones() {
     let db = TestDb::sqlite().await;
@@ -203,14 +205,14 @@ async fn sqlite_values_are_the_native_ones() {
 /// PostgreSQL's own types through psqlodbc: UUID (SQL_GUID), timestamptz (in UTC, as the native
 /// source prints it), enum, float4, time, char(n), bytea, and 4-byte characters filling a
 /// VARCHAR(4) (two UTF-16 units each).
+#[cfg_attr(
+    any(sds_no_postgres, sds_no_odbc_postgres),
+    ignore = "needs PostgreSQL (SDS_TEST_POSTGRES_URL) and the ODBC driver `PostgreSQL Unicode` (odbc-postgresql, installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn postgres_specific_types_are_the_native_ones() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    let Some(odbc) = odbc_url(&db) else {
-        return;
-    };
+    let db = TestDb::postgres().await;
+    let odbc = odbc_url(&db);
     let table = unique("sds_odbc_pg");
     let enum_type = unique("sds_odbc_status");
     db.exec(&format!(
@@ -282,14 +284,14 @@ async fn postgres_specific_types_are_the_native_ones() {
 }
 
 /// MariaDB's own types through Connector/ODBC.
+#[cfg_attr(
+    any(sds_no_mysql, sds_no_odbc_mariadb),
+    ignore = "needs MariaDB (SDS_TEST_MYSQL_URL) and the ODBC driver `MariaDB Unicode` (odbc-mariadb, installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn mariadb_specific_types_are_the_native_ones() {
-    let Some(db) = TestDb::mysql().await else {
-        return;
-    };
-    let Some(odbc) = odbc_url(&db) else {
-        return;
-    };
+    let db = TestDb::mysql().await;
+    let odbc = odbc_url(&db);
     let table = unique("sds_odbc_my");
     db.exec(&format!(
         "CREATE TABLE {table} (id INTEGER, tu TINYINT UNSIGNED, bu BIGINT UNSIGNED, y YEAR,
@@ -326,14 +328,14 @@ async fn mariadb_specific_types_are_the_native_ones() {
 }
 
 /// Many rows cross many fetch blocks: the same rows, in the same order, with the right count.
+#[cfg_attr(
+    any(sds_no_postgres, sds_no_odbc_postgres),
+    ignore = "needs PostgreSQL (SDS_TEST_POSTGRES_URL) and the ODBC driver `PostgreSQL Unicode` (odbc-postgresql, installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn thousands_of_rows_cross_blocks_unchanged() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    let Some(odbc) = odbc_url(&db) else {
-        return;
-    };
+    let db = TestDb::postgres().await;
+    let odbc = odbc_url(&db);
     let sql = "SELECT lpad(g::text, 7, '0') AS student_id, (g % 7)::text AS school_id, \
                'First ' || g AS first_name, CASE WHEN g % 3 = 0 THEN NULL ELSE 'Ø' || g END \
                AS last_name, g % 13 AS grade FROM generate_series(1, 12345) AS g ORDER BY g";
@@ -346,12 +348,14 @@ async fn thousands_of_rows_cross_blocks_unchanged() {
 
 /// The contract is checked as for the native sources: a missing required column names what the
 /// query returns, an optional one reads as NULL, and `check` (probe) reports both.
+#[cfg_attr(
+    sds_no_odbc_sqlite,
+    ignore = "the ODBC driver `SQLite3` is not installed (libsqliteodbc, installed by scripts/ci-services)"
+)]
 #[tokio::test]
 async fn contract_columns_are_checked_like_the_native_sources() {
     let db = TestDb::sqlite().await;
-    let Some(odbc) = odbc_url(&db) else {
-        return;
-    };
+    let odbc = odbc_url(&db);
     db.exec(
         "CREATE TABLE st (sid TEXT, sch TEXT, fn TEXT, ln TEXT);
          INSERT INTO st VALUES ('s1', '001', 'Ann', 'Lee')",
@@ -403,14 +407,14 @@ async fn contract_columns_are_checked_like_the_native_sources() {
 /// `check` reads a handful of rows whatever the DBMS's LIMIT syntax: the driver is asked for at
 /// most five rows (`SQL_ATTR_MAX_ROWS`) and reading stops there. A row past the fifth would fail
 /// the query (division by zero), so a probe that read it would fail.
+#[cfg_attr(
+    any(sds_no_postgres, sds_no_odbc_postgres),
+    ignore = "needs PostgreSQL (SDS_TEST_POSTGRES_URL) and the ODBC driver `PostgreSQL Unicode` (odbc-postgresql, installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn probe_reads_a_handful_of_rows() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    let Some(odbc) = odbc_url(&db) else {
-        return;
-    };
+    let db = TestDb::postgres().await;
+    let odbc = odbc_url(&db);
     let sql = "SELECT CASE WHEN g <= 5 THEN g::text ELSE (1 / (g - g))::text END AS school_id, \
                'School ' || g AS name FROM generate_series(1, 100000) AS g";
     for extra in ["", ";UseDeclareFetch=1;Fetch=1000"] {
@@ -431,14 +435,14 @@ async fn probe_reads_a_handful_of_rows() {
 
 /// `[source]`'s row and value limits apply to ODBC rows as they stream: the read stops with the
 /// limit's error (the statement is cancelled, the rows are not all fetched).
+#[cfg_attr(
+    any(sds_no_postgres, sds_no_odbc_postgres),
+    ignore = "needs PostgreSQL (SDS_TEST_POSTGRES_URL) and the ODBC driver `PostgreSQL Unicode` (odbc-postgresql, installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn row_and_value_limits_apply_while_rows_stream() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    let Some(odbc) = odbc_url(&db) else {
-        return;
-    };
+    let db = TestDb::postgres().await;
+    let odbc = odbc_url(&db);
     let sql = "SELECT g::text AS school_id, 'School ' || g AS name \
                FROM generate_series(1, 2000000) AS g";
     let mut cfg = common::config(&odbc, Entity::Schools, sql);
@@ -461,17 +465,12 @@ async fn row_and_value_limits_apply_while_rows_stream() {
 }
 
 /// An unknown driver name fails before connecting, listing the drivers unixODBC knows.
+#[cfg_attr(
+    sds_no_odbc_postgres,
+    ignore = "the ODBC driver `PostgreSQL Unicode` is not installed (odbc-postgresql, installed by scripts/ci-services)"
+)]
 #[tokio::test]
 async fn unknown_driver_lists_the_installed_drivers() {
-    let installed = driver_installed("PostgreSQL Unicode");
-    if !installed {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "ODBC drivers missing under CI=true"
-        );
-        eprintln!("skipped: no ODBC driver installed");
-        return;
-    }
     let err = odbc_source(
         "odbc:Driver={ODBC Driver 18 for SQL Server};Server=127.0.0.1;Database=sis;\
          Uid=sds;Pwd=NotShown-4411",
@@ -494,15 +493,12 @@ async fn unknown_driver_lists_the_installed_drivers() {
     assert!(!text.contains("NotShown-4411"), "{text}");
 }
 
+#[cfg_attr(
+    sds_no_odbc_sqlite,
+    ignore = "the ODBC driver `SQLite3` is not installed (libsqliteodbc, installed by scripts/ci-services)"
+)]
 #[tokio::test]
 async fn unknown_dsn_says_so() {
-    if !driver_installed("SQLite3") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "ODBC drivers missing under CI=true"
-        );
-        return;
-    }
     let dsn = unique("sds_no_dsn");
     let err = odbc_source(&format!("odbc:DSN={dsn}"), Entity::Schools, "SELECT 1")
         .await
@@ -517,14 +513,14 @@ async fn unknown_dsn_says_so() {
 
 /// A refused TLS handshake (here: verification asked for, with no CA to verify the local
 /// server against, or a server without TLS) points at the TLS settings.
+#[cfg_attr(
+    any(sds_no_postgres, sds_no_odbc_postgres),
+    ignore = "needs PostgreSQL (SDS_TEST_POSTGRES_URL) and the ODBC driver `PostgreSQL Unicode` (odbc-postgresql, installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn refused_tls_points_at_the_tls_settings() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    let Some(odbc) = odbc_url(&db) else {
-        return;
-    };
+    let db = TestDb::postgres().await;
+    let odbc = odbc_url(&db);
     let home = tempfile::tempdir().expect("tempdir");
     // libpq looks for the CA in ~/.postgresql/root.crt unless told: point it at nothing.
     let missing_ca = home.path().join("no-such-ca.crt");
@@ -564,14 +560,14 @@ async fn malformed_connection_string_is_an_invalid_url_without_secrets() {
 /// The password from `[source]` goes into the connection string quoted (it may hold `;`, `{`,
 /// `}`, `=`), replaces one written in the string, and shows nowhere: not in `describe()`, not in
 /// errors of a refused login.
+#[cfg_attr(
+    any(sds_no_mysql, sds_no_odbc_mariadb),
+    ignore = "needs MariaDB (SDS_TEST_MYSQL_URL) and the ODBC driver `MariaDB Unicode` (odbc-mariadb, installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn configured_password_is_quoted_used_and_never_shown() {
-    let Some(db) = TestDb::mysql().await else {
-        return;
-    };
-    let Some(odbc) = odbc_url(&db) else {
-        return;
-    };
+    let db = TestDb::mysql().await;
+    let odbc = odbc_url(&db);
     let user = unique("sds_odbc_pw");
     let password = "p;w}d{x=1+Q";
     let database = url::Url::parse(&db.url)
@@ -638,11 +634,15 @@ async fn configured_password_is_quoted_used_and_never_shown() {
 
 /// The session is read-only where the database allows it: a write hidden in a query is refused
 /// on PostgreSQL and MariaDB, and the data stays as it was.
+#[cfg_attr(
+    any(sds_no_databases, sds_no_odbc_postgres, sds_no_odbc_mariadb),
+    ignore = "needs PostgreSQL and MariaDB (SDS_TEST_POSTGRES_URL, SDS_TEST_MYSQL_URL) and their ODBC drivers (installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn postgres_and_mariadb_sessions_refuse_writes() {
-    if let Some(db) = TestDb::postgres().await
-        && let Some(odbc) = odbc_url(&db)
     {
+        let db = TestDb::postgres().await;
+        let odbc = odbc_url(&db);
         let table = unique("sds_odbc_ro");
         db.exec(&format!("CREATE TABLE {table} (id INTEGER)")).await;
         db.with_tables(&[&table], async {
@@ -662,9 +662,9 @@ async fn postgres_and_mariadb_sessions_refuse_writes() {
         .await;
         db.close().await;
     }
-    if let Some(db) = TestDb::mysql().await
-        && let Some(odbc) = odbc_url(&db)
     {
+        let db = TestDb::mysql().await;
+        let odbc = odbc_url(&db);
         let table = unique("sds_odbc_ro");
         let function = unique("sds_odbc_ro_fn");
         db.exec(&format!("CREATE TABLE {table} (id INTEGER)")).await;
@@ -693,12 +693,14 @@ async fn postgres_and_mariadb_sessions_refuse_writes() {
 
 /// SQLite: `PRAGMA query_only` on the ODBC session; a write riding along with a SELECT leaves
 /// the file unchanged.
+#[cfg_attr(
+    sds_no_odbc_sqlite,
+    ignore = "the ODBC driver `SQLite3` is not installed (libsqliteodbc, installed by scripts/ci-services)"
+)]
 #[tokio::test]
 async fn sqlite_session_refuses_writes() {
     let db = TestDb::sqlite().await;
-    let Some(odbc) = odbc_url(&db) else {
-        return;
-    };
+    let odbc = odbc_url(&db);
     db.exec("CREATE TABLE t (id INTEGER); INSERT INTO t VALUES (1)")
         .await;
     let path = db.sqlite_path().expect("sqlite path");
@@ -730,14 +732,14 @@ fn assert_read_only(err: &SourceError) {
 
 /// A query that runs past `[source] query_timeout_secs` fails with the timeout error, soon, and
 /// the statement is cancelled on the server (it does not keep running there).
+#[cfg_attr(
+    any(sds_no_postgres, sds_no_odbc_postgres),
+    ignore = "needs PostgreSQL (SDS_TEST_POSTGRES_URL) and the ODBC driver `PostgreSQL Unicode` (odbc-postgresql, installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn query_timeout_cancels_the_statement() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    let Some(odbc) = odbc_url(&db) else {
-        return;
-    };
+    let db = TestDb::postgres().await;
+    let odbc = odbc_url(&db);
     let marker = unique("sds_odbc_sleep");
     let sql = format!("SELECT pg_sleep(60)::text AS school_id, '{marker}' AS name");
     let mut cfg = common::config(&odbc, Entity::Schools, &sql);
@@ -771,15 +773,12 @@ async fn query_timeout_cancels_the_statement() {
 
 /// A server that accepts the TCP connection and then says nothing: the connect timeout ends the
 /// wait with an error that names the data source.
+#[cfg_attr(
+    sds_no_odbc_mariadb,
+    ignore = "the ODBC driver `MariaDB Unicode` is not installed (odbc-mariadb, installed by scripts/ci-services)"
+)]
 #[tokio::test]
 async fn connect_timeout_is_honoured() {
-    if !driver_installed("MariaDB Unicode") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "ODBC drivers missing under CI=true"
-        );
-        return;
-    }
     // Bound to the loopback, never accepting: the kernel completes the handshake (backlog) and
     // the driver waits for a greeting that never comes. Dropped at the end of the test.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
@@ -804,14 +803,14 @@ async fn connect_timeout_is_honoured() {
 /// A value longer than sds-sync reads from an unbounded column fails the query naming the
 /// column and the row, instead of being cut. 4000 characters always fit, even 4000 that take
 /// two UTF-16 units each.
+#[cfg_attr(
+    any(sds_no_postgres, sds_no_odbc_postgres),
+    ignore = "needs PostgreSQL (SDS_TEST_POSTGRES_URL) and the ODBC driver `PostgreSQL Unicode` (odbc-postgresql, installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn overlong_text_is_an_error_not_a_cut_value() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    let Some(odbc) = odbc_url(&db) else {
-        return;
-    };
+    let db = TestDb::postgres().await;
+    let odbc = odbc_url(&db);
     let fits = "SELECT g::text AS school_id, repeat('😀', 4000) AS name \
                 FROM generate_series(1, 3) AS g ORDER BY g";
     let source = odbc_source(&odbc, Entity::Schools, fits)

@@ -25,11 +25,13 @@ fn assert_read_only_error(err: &SourceError, db: &TestDb) {
     );
 }
 
+#[cfg_attr(
+    sds_no_postgres,
+    ignore = "SDS_TEST_POSTGRES_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn postgres_session_refuses_writes() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
+    let db = TestDb::postgres().await;
     let table = unique("sds_ro");
     db.exec(&format!("CREATE TABLE {table} (id INTEGER)")).await;
     db.with_tables(&[&table], async {
@@ -50,11 +52,13 @@ async fn postgres_session_refuses_writes() {
     db.close().await;
 }
 
+#[cfg_attr(
+    sds_no_mysql,
+    ignore = "SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn mysql_session_refuses_writes() {
-    let Some(db) = TestDb::mysql().await else {
-        return;
-    };
+    let db = TestDb::mysql().await;
     let table = unique("sds_ro");
     let function = unique("sds_ro_fn");
     db.exec(&format!("CREATE TABLE {table} (id INTEGER)")).await;
@@ -135,11 +139,13 @@ async fn missing_sqlite_file_is_an_error_and_is_not_created() {
 
 /// Wrong password for a real MySQL account: the error names where and as whom, never the
 /// password (neither the override nor the one in the URL).
+#[cfg_attr(
+    sds_no_mysql,
+    ignore = "SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn mysql_wrong_password_error_hides_the_password() {
-    let Some(db) = TestDb::mysql().await else {
-        return;
-    };
+    let db = TestDb::mysql().await;
     let user = unique("sds_pw");
     db.exec(&format!(
         "CREATE USER '{user}'@'%' IDENTIFIED BY 'the-right-one-42'; \
@@ -182,11 +188,13 @@ async fn mysql_wrong_password_error_hides_the_password() {
 
 /// PostgreSQL: an unknown database, with passwords in the URL and the override; whichever
 /// way the server refuses, the error names the database and never a password.
+#[cfg_attr(
+    sds_no_postgres,
+    ignore = "SDS_TEST_POSTGRES_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn postgres_connect_error_hides_the_password() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
+    let db = TestDb::postgres().await;
     let database = unique("sds_nodb");
     let mut url = url::Url::parse(&db.url).expect("PostgreSQL test URL");
     let _ = url.set_password(Some("UrlSecret-5521"));

@@ -5,8 +5,9 @@
 //! (scripts/services/sis.sh) whose certificate comes from a test CA.
 //!
 //! The non-local name (`SDS_TEST_REMOTE_HOST`, default `sis.sds-sync.test`) must resolve to
-//! 127.0.0.1: scripts/services/sis.sh adds it to /etc/hosts. Without it the tests skip, except
-//! under CI=true, where they fail.
+//! 127.0.0.1: scripts/services/sis.sh adds it to /etc/hosts and writes sis.env. Without that the
+//! tests that need it are ignored with the reason (build.rs: `sds_no_sis_tls`), except under
+//! CI=true, where they fail.
 
 mod common;
 
@@ -23,28 +24,25 @@ use tokio::net::{TcpListener, TcpStream};
 
 const PASSWORD: &str = "Fake-Server-Must-Not-See-This-9x";
 
-/// The non-local name that resolves to 127.0.0.1, or None (skip) outside CI.
-fn remote_host() -> Option<String> {
+/// The non-local name that resolves to 127.0.0.1. A test that needs it is ignored when
+/// sis.sh has not set it up (build.rs), so one that does not resolve here fails the test.
+fn remote_host() -> String {
     let name =
         std::env::var("SDS_TEST_REMOTE_HOST").unwrap_or_else(|_| "sis.sds-sync.test".to_owned());
     let resolves_to_loopback = (name.as_str(), 0)
         .to_socket_addrs()
         .map(|mut addrs| addrs.any(|a| a.ip() == std::net::Ipv4Addr::LOCALHOST))
         .unwrap_or(false);
-    if resolves_to_loopback {
-        return Some(name);
-    }
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{name} does not resolve to 127.0.0.1, but CI=true: run scripts/services/sis.sh start \
+        resolves_to_loopback,
+        "{name} does not resolve to 127.0.0.1: run scripts/services/sis.sh start \
          (scripts/test-services does) so the remote-host TLS tests can run"
     );
-    eprintln!("skipped: {name} does not resolve to 127.0.0.1 (run scripts/services/sis.sh start)");
-    None
+    name
 }
 
-fn ca_file() -> Option<PathBuf> {
-    env_url("SDS_TEST_SIS_CA_FILE").map(PathBuf::from)
+fn ca_file() -> PathBuf {
+    PathBuf::from(env_url("SDS_TEST_SIS_CA_FILE"))
 }
 
 fn config(url: &str) -> SourceConfig {
@@ -169,11 +167,13 @@ fn assert_tls_refusal(err: &SourceError, host: &str) {
     assert!(!text.contains(PASSWORD), "{text}");
 }
 
+#[cfg_attr(
+    sds_no_sis_tls,
+    ignore = "the TLS test SIS servers are not set up: run scripts/test, or scripts/services/sis.sh start and source /tmp/sds-test-services/sis.env"
+)]
 #[tokio::test]
 async fn a_fake_postgres_on_a_remote_name_gets_no_password_by_default() {
-    let Some(host) = remote_host() else {
-        return;
-    };
+    let host = remote_host();
     let (port, log) = fake_server(postgres_session).await;
     let url = format!("postgres://sis_reader:{PASSWORD}@{host}:{port}/sis");
 
@@ -221,11 +221,13 @@ async fn a_fake_postgres_on_a_remote_name_gets_no_password_by_default() {
     );
 }
 
+#[cfg_attr(
+    sds_no_sis_tls,
+    ignore = "the TLS test SIS servers are not set up: run scripts/test, or scripts/services/sis.sh start and source /tmp/sds-test-services/sis.env"
+)]
 #[tokio::test]
 async fn a_fake_mysql_on_a_remote_name_gets_nothing_by_default() {
-    let Some(host) = remote_host() else {
-        return;
-    };
+    let host = remote_host();
     let (port, log) = fake_server(mysql_session).await;
     let url = format!("mysql://sis_reader:{PASSWORD}@{host}:{port}/sis");
     let cfg = config(&url);
@@ -259,12 +261,14 @@ async fn a_fake_mysql_on_a_remote_name_gets_nothing_by_default() {
     );
 }
 
+#[cfg_attr(
+    sds_no_databases,
+    ignore = "SDS_TEST_POSTGRES_URL or SDS_TEST_MYSQL_URL is not set: run scripts/test (it sets the database URLs and starts the test servers)"
+)]
 #[tokio::test]
 async fn the_shared_local_databases_still_work_by_default() {
     for var in [POSTGRES_ENV, MYSQL_ENV] {
-        let Some(url) = env_url(var) else {
-            continue;
-        };
+        let url = env_url(var);
         let mut cfg = SourceConfig::new(&url);
         cfg.queries.insert(
             Entity::Schools,
@@ -289,12 +293,14 @@ async fn the_shared_local_databases_still_work_by_default() {
     }
 }
 
+#[cfg_attr(
+    any(sds_no_mysql, sds_no_sis_tls),
+    ignore = "needs MariaDB (SDS_TEST_MYSQL_URL) and the non-local host name of scripts/services/sis.sh: run scripts/test"
+)]
 #[tokio::test]
 async fn tls_required_against_a_server_without_tls_fails_clearly() {
     // The shared MariaDB has no TLS (have_ssl = DISABLED).
-    let Some(url) = env_url(MYSQL_ENV) else {
-        return;
-    };
+    let url = env_url(MYSQL_ENV);
     let sep = if url.contains('?') { '&' } else { '?' };
     let cfg = config(&format!("{url}{sep}ssl-mode=REQUIRED"));
     let err = Source::connect(&cfg)
@@ -308,9 +314,7 @@ async fn tls_required_against_a_server_without_tls_fails_clearly() {
     assert!(text.contains("has TLS turned on"), "{text}");
 
     // And by its remote name, with no ssl-mode at all.
-    let Some(host) = remote_host() else {
-        return;
-    };
+    let host = remote_host();
     let remote = url.replacen("127.0.0.1", &host, 1);
     assert_ne!(remote, url, "{MYSQL_ENV} is expected to name 127.0.0.1");
     let err = Source::connect(&config(&remote))
@@ -321,15 +325,15 @@ async fn tls_required_against_a_server_without_tls_fails_clearly() {
 
 /// The TLS-only test servers by their remote name: verified TLS works with `ca_file`, and fails
 /// clearly without it (their CA is not a public one).
+#[cfg_attr(
+    sds_no_sis_tls,
+    ignore = "the TLS test SIS servers are not set up: run scripts/test, or scripts/services/sis.sh start and source /tmp/sds-test-services/sis.env"
+)]
 #[tokio::test]
 async fn verified_tls_to_a_remote_name_works_with_the_private_ca() {
     for var in ["SDS_TEST_PG_TLS_URL", "SDS_TEST_MYSQL_TLS_URL"] {
-        let (Some(url), Some(ca)) = (env_url(var), ca_file()) else {
-            continue;
-        };
-        let Some(host) = remote_host() else {
-            return;
-        };
+        let (url, ca) = (env_url(var), ca_file());
+        let host = remote_host();
         let err = Source::connect(&config(&url))
             .await
             .expect_err("the test CA is not trusted without ca_file");
