@@ -130,10 +130,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = run::run_once(&cfg, &store).await;
             store.close().await;
             let (report, failed) = result?;
-            if failed > 0 {
-                anyhow::bail!(
-                    "{failed} destination(s) failed; the delivery stays queued for the next run (see the log)"
-                );
+            if failed.total() > 0 {
+                anyhow::bail!("{}", failed.message());
             }
             Ok(match report.outcome {
                 ExportOutcome::Held { snapshot_id, .. } => {
@@ -398,8 +396,8 @@ async fn approve(
         return Ok(ExitCode::SUCCESS);
     }
     let failed = run::deliver_pending_now(cfg, store).await?;
-    if failed > 0 {
-        anyhow::bail!("{failed} destination(s) failed; the delivery stays queued (see the log)");
+    if failed.total() > 0 {
+        anyhow::bail!("{}", failed.message());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -917,21 +917,60 @@ pub async fn attempt(
     }
 }
 
+/// Deliveries of `once` (or `approve`) that did not succeed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailedDeliveries {
+    /// Retryable errors: the job stays queued with its backoff.
+    pub retrying: usize,
+    /// Permanent errors (or the last allowed attempt): the job is marked failed, and only the
+    /// next `once`, a restart or a reload of the service queues the snapshot again.
+    pub for_good: usize,
+}
+
+impl FailedDeliveries {
+    pub fn total(self) -> usize {
+        self.retrying + self.for_good
+    }
+
+    /// What happens to them next, in words for the admin who ran the command.
+    pub fn message(self) -> String {
+        let mut parts = Vec::new();
+        if self.for_good > 0 {
+            parts.push(format!(
+                "{} destination(s) failed for good (a permanent error or the last allowed attempt): \
+                 nothing more is tried until you fix the cause; then `sds-sync once`, or a restart or \
+                 reload of the service, delivers the current snapshot again",
+                self.for_good
+            ));
+        }
+        if self.retrying > 0 {
+            parts.push(format!(
+                "{} destination(s) failed; the delivery stays queued and is retried by the next run \
+                 or by the running service",
+                self.retrying
+            ));
+        }
+        format!("{} (see the log)", parts.join("; "))
+    }
+}
+
 /// `once`'s delivery phase: every destination's pending job gets one attempt now, whatever its
-/// backoff says (the admin asked for it). Returns how many failed.
-pub async fn deliver_pending_now(cfg: &Config, store: &Store) -> anyhow::Result<usize> {
+/// backoff says (the admin asked for it). Returns how many failed, and how.
+pub async fn deliver_pending_now(cfg: &Config, store: &Store) -> anyhow::Result<FailedDeliveries> {
     let policy = cfg.retry_policy()?;
     let far = Utc::now() + chrono::Duration::days(36500);
-    let mut failed = 0;
+    let mut failed = FailedDeliveries::default();
     for dest in destinations(cfg)? {
         let job = store
             .next_due_job(dest.name(), far)
             .await
             .context("cannot read the delivery outbox")?;
-        if let Some(job) = job
-            && attempt(store, dest.as_ref(), &job, &policy).await? != DeliveryOutcome::Delivered
-        {
-            failed += 1;
+        if let Some(job) = job {
+            match attempt(store, dest.as_ref(), &job, &policy).await? {
+                DeliveryOutcome::Delivered => {}
+                DeliveryOutcome::Retry => failed.retrying += 1,
+                DeliveryOutcome::Failed => failed.for_good += 1,
+            }
         }
     }
     Ok(failed)
@@ -988,7 +1027,10 @@ pub fn metrics_outcome(outcome: RunOutcome) -> crate::metrics::RunOutcome {
 
 /// `once`: a recorded run, then one delivery attempt per destination. Returns the report and
 /// how many deliveries failed.
-pub async fn run_once(cfg: &Config, store: &Store) -> anyhow::Result<(ExportReport, usize)> {
+pub async fn run_once(
+    cfg: &Config,
+    store: &Store,
+) -> anyhow::Result<(ExportReport, FailedDeliveries)> {
     log_source_warnings(cfg)?;
     log_destination_warnings(cfg)?;
     let report = run_recorded(cfg, store).await?;
@@ -1017,6 +1059,20 @@ pub async fn check(cfg: &Config, offline: bool, send_test: bool) -> anyhow::Resu
         println!("warning: {w}");
     }
     if offline {
+        // What every delivery would refuse for good, found without the network.
+        let refused: Vec<_> = dests
+            .iter()
+            .filter_map(|d| d.check_offline().err())
+            .collect();
+        if !refused.is_empty() {
+            for e in &refused {
+                println!("FAILED: {e}");
+            }
+            anyhow::bail!(
+                "{} destination(s) would refuse every delivery; see the report above",
+                refused.len()
+            );
+        }
         println!(
             "config: ok ({} destination(s); offline check: SIS and destinations not contacted)",
             dests.len()
@@ -1089,6 +1145,37 @@ mod tests {
         let mut out = Vec::new();
         batch.for_each_row(|row| out.push(row.iter().map(|v| v.map(str::to_owned)).collect()));
         out
+    }
+
+    #[test]
+    fn failed_deliveries_say_what_happens_next() {
+        let retrying = FailedDeliveries {
+            retrying: 2,
+            for_good: 0,
+        };
+        let m = retrying.message();
+        assert!(
+            m.starts_with("2 destination(s) failed; the delivery stays queued"),
+            "{m}"
+        );
+        assert!(!m.contains("for good"), "{m}");
+        let for_good = FailedDeliveries {
+            retrying: 0,
+            for_good: 1,
+        };
+        let m = for_good.message();
+        assert!(m.starts_with("1 destination(s) failed for good"), "{m}");
+        assert!(!m.contains("stays queued"), "{m}");
+        let both = FailedDeliveries {
+            retrying: 1,
+            for_good: 1,
+        };
+        assert_eq!(both.total(), 2);
+        let m = both.message();
+        assert!(
+            m.contains("failed for good") && m.contains("stays queued"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -69,3 +69,63 @@ fn once_creates_owner_only_files_under_a_permissive_umask() {
     let open: Vec<_> = created.iter().filter(|(_, m)| m & 0o077 != 0).collect();
     assert!(open.is_empty(), "readable by group or others: {open:?}");
 }
+
+/// A local destination folder every account may write to (mode 0777): the warning says so (not
+/// "its group"), `check --offline` (the unit's ExecStartPre) refuses it as deliveries do instead
+/// of saying `config: ok`, and `once` says the delivery failed for good, not that it stays
+/// queued for a next run that would fail the same way.
+#[test]
+fn a_world_writable_local_folder_is_refused_by_the_offline_check_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let outbox = dir.path().join("outbox");
+    fs::create_dir(&outbox).expect("outbox");
+    fs::set_permissions(&outbox, fs::Permissions::from_mode(0o777)).expect("chmod 0777");
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "[source]\nurl = \"demo:\"\n[state]\ndir = \"{}\"\n\
+             [[destination]]\nname = \"local-copy\"\nkind = \"local\"\npath = \"{}\"\n",
+            state.display(),
+            outbox.display()
+        ),
+    )
+    .expect("config");
+    let sds = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sds-sync"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env("SDS_SYNC__LOG__FORMAT", "text")
+            .output()
+            .expect("run sds-sync");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+
+    let (code, text) = sds(&["check", "--offline"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(!text.contains("config: ok"), "{text}");
+    assert!(
+        text.contains("writable by every account on this machine (mode 0777)")
+            && text.contains("chmod o-w"),
+        "{text}"
+    );
+    assert!(!text.contains("writable by its group"), "{text}");
+
+    let (code, text) = sds(&["once"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(!text.contains("writable by its group"), "{text}");
+    assert!(!text.contains("stays queued"), "{text}");
+    assert!(text.contains("failed for good"), "{text}");
+    assert!(
+        fs::read_dir(&outbox).expect("outbox").next().is_none(),
+        "nothing may be delivered into the open folder"
+    );
+}

@@ -149,4 +149,9 @@ pub trait Destination: Send + Sync {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+    /// What `check --offline` can tell is wrong without any network: a setting every delivery
+    /// would refuse for good (a local folder any account may write to). Local look-ups only.
+    fn check_offline(&self) -> Result<(), DeliverError> {
+        Ok(())
+    }
 }

@@ -43,10 +43,16 @@ impl LocalDestination {
     }
 
     /// Warnings to log at start-up, reload, `once` and `check`: a folder its group may write to
-    /// (members could swap delivered files).
+    /// (members could swap delivered files). A folder every account may write to is refused
+    /// instead ([`LocalDestination::check_offline`]), and said so here too.
     pub fn startup_warnings(&self) -> Vec<String> {
         let dir = &self.cfg.path;
         match fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() && mode_of(&meta) & 0o002 != 0 => vec![format!(
+                "destination {:?}: {}",
+                self.cfg.name,
+                world_writable(dir, mode_of(&meta))
+            )],
             Ok(meta) if meta.is_dir() && mode_of(&meta) & 0o020 != 0 => vec![format!(
                 "destination {:?}: folder {} is writable by its group (mode {:04o}); group members can replace \
                  delivered files: run `chmod g-w {}` unless that is intended (an ACL that lets an upload agent \
@@ -79,6 +85,17 @@ fn mode_of(meta: &fs::Metadata) -> u32 {
 #[cfg(not(unix))]
 fn mode_of(_: &fs::Metadata) -> u32 {
     0o700
+}
+
+/// Why a folder every account may write to is refused (deliveries, `check`, `check --offline`).
+fn world_writable(dir: &Path, mode: u32) -> String {
+    format!(
+        "folder {path} is writable by every account on this machine (mode {mode:04o}): another account \
+         could plant links or swap the delivered files, so sds-sync delivers nothing there; run \
+         `chmod o-w {path}` (for a mounted share, mount it with dir_mode=0770 or stricter), then \
+         reload sds-sync",
+        path = dir.display()
+    )
 }
 
 /// Runs blocking file system work off the async workers.
@@ -118,15 +135,7 @@ impl Folder {
         }
         let mode = mode_of(&meta);
         if mode & 0o002 != 0 {
-            return Err(folder.error(
-                ErrorKind::Permanent,
-                format!(
-                    "folder {path} is writable by every account on this machine (mode {mode:04o}): another account \
-                     could plant links or swap the delivered files; run `chmod o-w {path}` (for a mounted share, \
-                     mount it with dir_mode=0770 or stricter), then reload sds-sync",
-                    path = folder.dir.display()
-                ),
-            ));
+            return Err(folder.error(ErrorKind::Permanent, world_writable(&folder.dir, mode)));
         }
         Ok(folder)
     }
@@ -304,6 +313,19 @@ impl Destination for LocalDestination {
     fn warnings(&self) -> Vec<String> {
         self.startup_warnings()
     }
+    /// A folder that exists and that every account may write to; a missing one is created
+    /// owner-only by the first delivery, so it is no problem here.
+    fn check_offline(&self) -> Result<(), DeliverError> {
+        match fs::metadata(&self.cfg.path) {
+            Ok(meta) if meta.is_dir() && mode_of(&meta) & 0o002 != 0 => {
+                Err(DeliverError::permanent(
+                    &self.cfg.name,
+                    world_writable(&self.cfg.path, mode_of(&meta)),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -455,15 +477,31 @@ mod tests {
             "{err}"
         );
         assert!(d.check().await.unwrap_err().is_permanent());
+        // Without the network too (`check --offline`), and the warning names every account.
+        let offline = d.check_offline().unwrap_err();
+        assert!(
+            offline.is_permanent() && offline.message.contains("0777"),
+            "{offline}"
+        );
+        let w = d.warnings();
+        assert!(
+            w.len() == 1 && w[0].contains("writable by every account") && !w[0].contains("group"),
+            "{w:?}"
+        );
         assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0);
 
         fs::set_permissions(out.path(), fs::Permissions::from_mode(0o770)).unwrap();
         let w = d.warnings();
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("chmod g-w"), "{}", w[0]);
+        d.check_offline().unwrap();
         d.deliver(&set).await.unwrap();
         fs::set_permissions(out.path(), fs::Permissions::from_mode(0o700)).unwrap();
         assert!(d.warnings().is_empty());
+        // A folder that does not exist yet is created owner-only by the first delivery.
+        dest(&out.path().join("new"), false)
+            .check_offline()
+            .unwrap();
     }
 
     #[tokio::test]
