@@ -28,6 +28,11 @@ fn sqlite_driver() {
 }
 
 fn check(dir: &Path, url: &str) -> (bool, String, String) {
+    check_with(dir, url, None)
+}
+
+/// `check` with `RUST_LOG` set to `rust_log` (or unset).
+fn check_with(dir: &Path, url: &str, rust_log: Option<&str>) -> (bool, String, String) {
     let config = dir.join("config.toml");
     fs::write(
         &config,
@@ -49,13 +54,15 @@ path = "{out}"
         ),
     )
     .expect("write config");
-    let out: Output = support::sds_command(|k| k.starts_with("SDS_SYNC"))
-        .arg("--config")
+    let mut cmd = support::sds_command(|k| k.starts_with("SDS_SYNC") || k == "RUST_LOG");
+    cmd.arg("--config")
         .arg(&config)
         .arg("check")
-        .env("SDS_SYNC__LOG__FORMAT", "text")
-        .output()
-        .expect("run sds-sync");
+        .env("SDS_SYNC__LOG__FORMAT", "text");
+    if let Some(filter) = rust_log {
+        cmd.env("RUST_LOG", filter);
+    }
+    let out: Output = cmd.output().expect("run sds-sync");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -92,6 +99,13 @@ fn check_names_dbms_and_driver_and_probes_every_query() {
             "{part:?} missing from: {connected}"
         );
     }
+    // The driver sets up TLS from the connection string; sds-sync says it does not check it.
+    assert!(
+        stdout.contains(
+            "source TLS: set by the driver's connection string (not checked by sds-sync)"
+        ),
+        "{stdout}"
+    );
     for entity in [
         "schools",
         "students",
@@ -133,4 +147,55 @@ fn check_with_an_unknown_driver_lists_the_installed_ones() {
         assert!(all.contains(part), "{part:?} missing from: {all}");
     }
     assert!(!all.contains("Odbc-Secret-3391"), "{all}");
+}
+
+/// psqlodbc refusing an unknown role (SQLSTATE 08001, like a network failure): the error points
+/// at the login, not at the network; and odbc-api's own copy of every driver diagnostic (an
+/// unstructured WARN of target `odbc_api`, which can carry data values) stays out of the output
+/// even with `RUST_LOG` set, unless it names `odbc_api`.
+#[cfg_attr(
+    any(sds_no_postgres, sds_no_odbc_postgres),
+    ignore = "needs PostgreSQL (SDS_TEST_POSTGRES_URL) and the ODBC driver `PostgreSQL Unicode` (odbc-postgresql, installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
+#[test]
+fn an_unknown_role_is_a_login_failure_and_odbc_api_logs_stay_out() {
+    let pg = std::env::var("SDS_TEST_POSTGRES_URL")
+        .expect("SDS_TEST_POSTGRES_URL is not set: run scripts/test");
+    let pg = url::Url::parse(&pg).expect("SDS_TEST_POSTGRES_URL");
+    assert!(
+        driver_installed("PostgreSQL Unicode"),
+        "the ODBC driver `PostgreSQL Unicode` is not installed: scripts/ci-services installs it"
+    );
+    let url = format!(
+        "odbc:Driver={{PostgreSQL Unicode}};Server={};Port={};Database={};Uid=sds_no_such_role",
+        pg.host_str().unwrap_or("127.0.0.1"),
+        pg.port().unwrap_or(5432),
+        pg.path().trim_start_matches('/'),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    for rust_log in [None, Some("info"), Some("trace")] {
+        let (ok, stdout, stderr) = check_with(dir.path(), &url, rust_log);
+        let all = format!("{stdout}{stderr}");
+        assert!(!ok, "{all}");
+        assert!(
+            all.contains("role \"sds_no_such_role\" does not exist"),
+            "{rust_log:?}: {all}"
+        );
+        assert!(
+            all.contains("the user name (`UID=` in the connection string)"),
+            "{rust_log:?}: not the login hint: {all}"
+        );
+        assert!(
+            !all.contains("firewall"),
+            "{rust_log:?}: the network hint: {all}"
+        );
+        assert!(!all.contains("odbc_api"), "{rust_log:?}: {all}");
+        assert!(!all.contains("Odbc-Secret-3391"), "{rust_log:?}: {all}");
+    }
+    // Asked for by name, the driver's diagnostics come through.
+    let (_, stdout, stderr) = check_with(dir.path(), &url, Some("info,odbc_api=warn"));
+    assert!(
+        format!("{stdout}{stderr}").contains("odbc_api"),
+        "{stdout}{stderr}"
+    );
 }

@@ -251,8 +251,15 @@ impl Source {
 
     /// For `check`: how the connection is meant to be protected and what the server
     /// negotiated, e.g. "TLS required, certificate and host name verified (the default for a
-    /// remote host); this session: TLS (TLSv1.3)". `None` for SQLite and the demo SIS.
+    /// remote host); this session: TLS (TLSv1.3)". `None` for SQLite and the demo SIS. An ODBC
+    /// driver takes its TLS settings from the connection string, which sds-sync does not check.
     pub async fn transport(&self) -> Option<String> {
+        #[cfg(feature = "odbc")]
+        if let Pools::Odbc(_) = &self.pools {
+            return Some(
+                "set by the driver's connection string (not checked by sds-sync)".to_owned(),
+            );
+        }
         let plan = self.tls.as_ref()?;
         let session = match &self.pools {
             Pools::Postgres(pool) => {
@@ -272,7 +279,7 @@ impl Source {
             }
             Pools::Sqlite(_) => return None,
             #[cfg(feature = "odbc")]
-            Pools::Odbc(_) => return None,
+            Pools::Odbc(_) => return None, // answered above
         };
         let session = match session {
             Ok(Some(version)) => format!("TLS ({version})"),

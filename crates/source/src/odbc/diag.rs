@@ -137,9 +137,12 @@ fn is_login_message(lower: &str) -> bool {
         "ora-01017",
         "authentication failed",
         "no password supplied",
+        // PostgreSQL (psqlodbc reports these as 08001, like a network failure).
+        "no pg_hba.conf entry",
     ]
     .iter()
     .any(|m| lower.contains(m))
+        || (lower.contains("role \"") && lower.contains("does not exist"))
 }
 
 fn is_tls_message(lower: &str) -> bool {
@@ -216,6 +219,22 @@ mod tests {
                      failed:unable to get local issuer certificate",
                 ),
                 HINT_TLS,
+            ),
+            (
+                failure(
+                    "08001",
+                    "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  role \
+                     \"nosuch\" does not exist",
+                ),
+                HINT_LOGIN,
+            ),
+            (
+                failure(
+                    "08001",
+                    "FATAL:  no pg_hba.conf entry for host \"10.0.0.9\", user \"sds\", \
+                     database \"sis\", no encryption",
+                ),
+                HINT_LOGIN,
             ),
             (
                 failure("08001", "could not connect to server: Connection refused"),
