@@ -202,6 +202,26 @@ fn url_warnings(ignored: &[String], tls: &TlsPlan) -> Vec<String> {
     out
 }
 
+/// The address inside an IPv6 literal host as a URL writes it (`[::1]` gives `::1`). sqlx keeps
+/// the brackets and then fails to look the name up (sqlx issue #1739); the socket needs the
+/// bare address.
+fn ipv6_literal(host: &str) -> Option<String> {
+    let inner = host.strip_prefix('[')?.strip_suffix(']')?;
+    inner
+        .parse::<std::net::Ipv6Addr>()
+        .ok()
+        .map(|_| inner.to_owned())
+}
+
+/// A host as a URL writes it: an IPv6 address in brackets.
+fn url_host(host: &str) -> std::borrow::Cow<'_, str> {
+    if host.contains(':') {
+        format!("[{host}]").into()
+    } else {
+        host.into()
+    }
+}
+
 fn ca_conflict() -> SourceError {
     SourceError::InvalidUrl {
         reason: "it names a CA file and [source] ca_file is set too; keep one (ca_file)".into(),
@@ -217,6 +237,9 @@ fn postgres_options(
     let mut opts = PgConnectOptions::from_str(&clean.url).map_err(|e| SourceError::InvalidUrl {
         reason: scrubber.scrub(e.to_string()),
     })?;
+    if let Some(ip) = ipv6_literal(opts.get_host()) {
+        opts = opts.host(&ip);
+    }
     if let Some(password) = &cfg.password {
         opts = opts.password(password.expose_secret());
     }
@@ -274,7 +297,7 @@ fn postgres_options(
         ),
         None => format!(
             "postgres://{}:{}/{}",
-            opts.get_host(),
+            url_host(opts.get_host()),
             opts.get_port(),
             opts.get_database().unwrap_or("")
         ),
@@ -334,6 +357,9 @@ fn mysql_options(
         MySqlConnectOptions::from_str(&clean.url).map_err(|e| SourceError::InvalidUrl {
             reason: scrubber.scrub(e.to_string()),
         })?;
+    if let Some(ip) = ipv6_literal(opts.get_host()) {
+        opts = opts.host(&ip);
+    }
     if let Some(password) = &cfg.password {
         opts = opts.password(password.expose_secret());
     }
@@ -375,7 +401,7 @@ fn mysql_options(
         ),
         None => format!(
             "mysql://{}:{}/{}",
-            opts.get_host(),
+            url_host(opts.get_host()),
             opts.get_port(),
             opts.get_database().unwrap_or("")
         ),
@@ -693,5 +719,38 @@ mod validate_tests {
                 assert!(err.contains("built without ODBC support"), "{err}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod ipv6_tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_literal_reaches_sqlx_bare_and_is_named_in_brackets() {
+        assert_eq!(ipv6_literal("[::1]").as_deref(), Some("::1"));
+        assert_eq!(
+            ipv6_literal("[2001:db8::7]").as_deref(),
+            Some("2001:db8::7")
+        );
+        assert_eq!(ipv6_literal("db.example.org"), None);
+        assert_eq!(ipv6_literal("[not-an-address]"), None);
+        assert_eq!(url_host("::1"), "[::1]");
+        assert_eq!(url_host("127.0.0.1"), "127.0.0.1");
+
+        let cfg = SourceConfig::new("postgres://u@[::1]:5433/sis");
+        let p = postgres_options(&cfg.url, &cfg, &mut Scrubber::default()).expect("valid");
+        assert_eq!(p.opts.get_host(), "::1");
+        assert_eq!(p.target, "postgres://[::1]:5433/sis");
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let cfg = SourceConfig::new("mysql://u@[::1]:3307/sis");
+        let p = mysql_options(&cfg.url, &cfg, &mut Scrubber::default()).expect("valid");
+        assert_eq!(p.opts.get_host(), "::1");
+        assert_eq!(p.target, "mysql://[::1]:3307/sis");
+        // A remote IPv6 address still gets verified TLS.
+        let cfg = SourceConfig::new("postgres://u@[2001:db8::7]/sis");
+        let p = postgres_options(&cfg.url, &cfg, &mut Scrubber::default()).expect("valid");
+        assert_eq!(p.opts.get_host(), "2001:db8::7");
+        assert_eq!(p.tls.protection, crate::tls::Protection::Verified);
     }
 }

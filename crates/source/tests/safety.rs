@@ -255,3 +255,33 @@ async fn unknown_scheme_is_an_invalid_url_without_the_url() {
         "{text}"
     );
 }
+
+/// An IPv6 literal host (`[::1]`) reaches the driver without its brackets (sqlx would look up
+/// the bracketed name and fail with "failed to lookup address information", sqlx issue #1739),
+/// is named with them, and still counts as this machine (no TLS demanded). Nothing listens on
+/// port 1 of ::1, so the connection is refused: proof that the address itself was tried. (The
+/// shared test databases listen on 127.0.0.1 only.)
+#[tokio::test]
+async fn an_ipv6_literal_host_is_connected_to_not_looked_up() {
+    for (url, backend) in [
+        (
+            "postgres://sds:pw-not-shown@[::1]:1/sis_nowhere",
+            "PostgreSQL",
+        ),
+        ("mysql://sds:pw-not-shown@[::1]:1/sis_nowhere", "MySQL"),
+    ] {
+        let mut cfg = SourceConfig::new(url);
+        cfg.connect_timeout = Duration::from_secs(20);
+        assert!(
+            cfg.warnings().expect("valid URL").is_empty(),
+            "{backend}: ::1 is local"
+        );
+        let err = Source::connect(&cfg).await.expect_err("nothing listens");
+        let text = err.to_string();
+        assert!(matches!(err, SourceError::Connect { .. }), "{text}");
+        assert!(!text.contains("lookup"), "{backend}: {text}");
+        assert!(text.to_lowercase().contains("refused"), "{backend}: {text}");
+        assert!(text.contains("[::1]:1"), "{backend}: {text}");
+        assert!(!text.contains("pw-not-shown"), "{text}");
+    }
+}
