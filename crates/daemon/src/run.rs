@@ -1058,6 +1058,12 @@ pub async fn check(cfg: &Config, offline: bool, send_test: bool) -> anyhow::Resu
     for w in destination_warnings(cfg)? {
         println!("warning: {w}");
     }
+    // Asked for a test message that nothing can send: say so rather than pass in silence.
+    if send_test && !dests.iter().any(|d| d.kind() == "email") {
+        anyhow::bail!(
+            "--send-test: no email destination to send a test to (no [[destination]] with kind = \"email\")"
+        );
+    }
     if offline {
         // What every delivery would refuse for good, found without the network.
         let refused: Vec<_> = dests

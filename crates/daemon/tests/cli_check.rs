@@ -183,15 +183,16 @@ fn clear_text_ftp_is_warned_about_by_check_and_once_without_its_password() {
 fn send_test_only_concerns_email_and_not_the_offline_check() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "");
-    // A local destination has no test message: the check runs as without the flag.
+    // No email destination: the admin asked for a test message that nothing can send, so the
+    // check says so and fails instead of passing silently.
     let out = sds(&config, &["check", "--send-test"]);
     let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
-        stdout.contains("destination local-copy (local): ok"),
-        "{stdout}"
+        stderr.contains("no email destination to send a test to"),
+        "{stdout}{stderr}"
     );
-    assert!(!stdout.contains("test message"), "{stdout}");
+    assert!(!stdout.contains("test message sent"), "{stdout}");
     // The offline check contacts nothing, so it cannot send either.
     let out = sds(&config, &["check", "--offline", "--send-test"]);
     let (stdout, stderr) = text(&out);
