@@ -284,10 +284,13 @@ pub struct SetCheck {
 }
 
 /// A user's roles in one byte: student, teacher and guardian exactly, the other roles of
-/// Microsoft's list folded onto three bits (so a mix-up between two staff roles can go unseen,
-/// never a false alarm), one bit for a role outside the list (which matches anything); and one
-/// bit for "named in relationships.csv".
+/// Microsoft's list folded onto two bits (so a mix-up between two staff roles can go unseen,
+/// never a false alarm), one bit for a role outside the list (a tenant may have added it: it
+/// matches another role outside the list, never student, teacher or a listed role), one bit
+/// for a user whose roles could not be read (a malformed row, an unreadable file: it matches
+/// anything, so nothing cascades); and one bit for "named in relationships.csv".
 const ROLE_OTHER: u8 = 0x80;
+const ROLE_ANY: u8 = 0x20;
 const RELATED: u8 = 0x40;
 const ROLE_MASK: u8 = !RELATED;
 
@@ -300,7 +303,7 @@ fn role_flag(role: &str) -> u8 {
         Some(0) => 1,
         Some(1) => 2,
         Some(i) if ROLES.values.get(i) == Some(&"guardian") => 4,
-        Some(i) => 8 << (i % 3),
+        Some(i) => 8 << (i % 2),
         None => ROLE_OTHER,
     }
 }
@@ -1120,7 +1123,7 @@ impl<'a> FileCheck<'a> {
             {
                 let h = self.hash_one(get(p));
                 if let Some(ids) = &mut self.ids {
-                    ids.insert(h, ROLE_OTHER);
+                    ids.insert(h, ROLE_ANY);
                 }
             }
             return;
@@ -1405,7 +1408,7 @@ impl<'a> FileCheck<'a> {
             return None;
         }
         let Some(ids) = self.targets.get(slot).copied().flatten() else {
-            return Some(ROLE_OTHER); // the target could not be read: not checked, not cascaded
+            return Some(ROLE_ANY); // the target could not be read: not checked, not cascaded
         };
         if let Some(flags) = ids.get(self.hash_one(item)) {
             return Some(flags);
@@ -1524,9 +1527,10 @@ impl<'a> FileCheck<'a> {
             return; // not a user at all: reported as a reference
         };
         let want = role_flag(role);
-        // No role at all (v2.1) is reported once, as the user's; an unknown role matches.
+        // No role at all (v2.1) is reported once, as the user's. An enrollment role outside the
+        // list is a warning of its own; a user's role outside the list is no student or teacher.
         let has = has & ROLE_MASK;
-        if has == 0 || want == ROLE_OTHER || has & ROLE_OTHER != 0 || has & want != 0 {
+        if has == 0 || want == ROLE_OTHER || has & ROLE_ANY != 0 || has & want != 0 {
             return;
         }
         let source = if self.set.format == Format::V2 {

@@ -767,6 +767,32 @@ fn roles_and_users_of_v2_and_v21() {
         false,
     );
     assert_eq!(got, [e("enrollments.csv", Some(2), "role")]);
+    // A user whose role is outside Microsoft's list (a warning in users.csv) is not a student
+    // or a teacher: enrolled as one, it is flagged; enrolled with its own role, it is not.
+    let got = errs(
+        Format::V2,
+        &with(
+            &with(
+                &set(V2_SAMPLE),
+                "users.csv",
+                "sourcedId,orgSourcedIds,givenName,familyName,username,password,role,grade\n\
+                 33001,30001,Ada,Nakamura,ANakamura@riverside.example,Start!2025,Student,5\n\
+                 33002,30001,Ben,Okoro,BOkoro@riverside.example,Start!2025,janitor,\n\
+                 34001,30001,Dana,Whitfield,DWhitfield@riverside.example,Teach!2025,Professor,\n",
+            ),
+            "enrollments.csv",
+            "classSourcedId,userSourcedId,role\n31001,33001,Student\n31001,33002,student\n\
+             31001,34001,teacher\n31002,34001,Professor\n",
+        ),
+        false,
+    );
+    assert_eq!(
+        got,
+        [
+            e("enrollments.csv", Some(3), "role"),
+            e("enrollments.csv", Some(4), "role")
+        ]
+    );
     // A blank role is a missing required value; an unknown one only a warning.
     let broken = with(
         &set(V21_FULL),
