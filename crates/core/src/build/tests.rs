@@ -5,6 +5,8 @@
 use super::*;
 use crate::options::{ExportOptions, Format, UsernameRule};
 
+mod compat;
+
 const NULL: &str = "<NULL>";
 
 type Record = (Entity, Vec<Option<String>>);
