@@ -1883,6 +1883,17 @@ fn scale_one_million_students() {
             .and_then(|kb| kb.parse().ok())
             .unwrap_or(0)
     }
+    /// CPU time of this thread in ms (the machine is shared: wall time is noise).
+    fn cpu_ms() -> u64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<u64> = after
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        (f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) * 10
+    }
+    let build_started = cpu_ms();
     let schools = 200u32;
     let students = 1_000_000u32;
     let sections_per_school = 500usize;
@@ -1929,22 +1940,16 @@ fn scale_one_million_students() {
         status("VmRSS"),
         status("VmHWM")
     );
+    let pushed = cpu_ms();
     let built = b.finish().unwrap();
     println!(
-        "after finish: RSS {} kB, peak {} kB",
+        "after finish: RSS {} kB, peak {} kB; CPU: push {} ms (records made by the test \
+         included), finish {} ms",
         status("VmRSS"),
-        status("VmHWM")
+        status("VmHWM"),
+        pushed - build_started,
+        cpu_ms() - pushed
     );
-    /// CPU time of this thread in ms (the machine is shared: wall time is noise).
-    fn cpu_ms() -> u64 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-        let after = stat.rsplit(')').next().unwrap_or("");
-        let f: Vec<u64> = after
-            .split_whitespace()
-            .map(|v| v.parse().unwrap_or(0))
-            .collect();
-        (f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) * 10
-    }
     let started = cpu_ms();
     let mut bytes = 0;
     for f in built.files() {
