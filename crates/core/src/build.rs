@@ -6,6 +6,13 @@
 //! file and the v2/v2.1 merged user ID space. Rows that break a rule are dropped and counted per
 //! file and reason, never silently.
 //!
+//! The full SDS formats ([`ExportOptions::full_formats`]): the optional queries (academic
+//! sessions, courses, guardians) fill `academicSessions.csv`, `courses.csv` and
+//! `relationships.csv` (guardians also get a `users.csv` row each); the optional columns of the
+//! contract fill the optional columns of every file (`optional_columns`), switched on per file
+//! by [`FileSpec::variant`]; dates, grades and enumerations are normalised (module `values`).
+//! With none of those options set, every file is byte for byte what it was before them.
+//!
 //! # Determinism
 //! Output is a pure function of (records, options): every table is sorted before it is
 //! de-duplicated, so whichever order the SIS returns rows in (and however often it repeats
@@ -23,17 +30,22 @@
 
 use crate::contract::{Entity, MAX_COLUMNS};
 use crate::csvout::{CsvOut, NoRows, RowSink, Tee};
-use crate::format::{self, Field, FileKind, FileSpec, cmp_usernames, is_full_username};
-use crate::options::{ExportOptions, Format, UsernameRule};
+use crate::format::{
+    self, Enumeration, Field, FileKind, FileSpec, GRADES, RELATIONSHIP_ROLES, SESSION_TYPES,
+    cmp_usernames, is_full_username,
+};
+use crate::options::{District, ExportOptions, Format, UsernameRule};
 use hashbrown::DefaultHashBuilder;
 use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 
 mod intern;
 mod table;
+mod values;
 use intern::Interner;
 use table::{Table, field, fields};
 
@@ -141,22 +153,39 @@ pub enum BuildError {
         "ID {id:?} is used by a student and a teacher; v2/v2.1 put both in one users.csv, so set [export] student_id_prefix or teacher_id_prefix to tell them apart"
     )]
     SharedUserId { id: String },
+    /// `[export.district] id` is also the ID of an exported school: `orgs.csv` would hold two
+    /// orgs with one `sourcedId`.
+    #[error(
+        "[export.district] id {id:?} is also the ID of a school the schools query returns; choose a district ID no school has"
+    )]
+    DistrictIdClash { id: String },
     /// More rows (or distinct IDs) of one entity than the builder's `u32` indexes can address.
     #[error("too many {entity} rows to build one export (over 4 billion rows or 4 GB of text)")]
     TooManyRows { entity: Entity },
 }
 
 // Packed row layouts (module `table`):
-//   school:  id, name
-//   section: id, school, title, fallback flag ("1" when the title is the course code)
-//   student: id, school, first, last, email, password, grade
-//   teacher: id, school, first, last, email, password
+//   school:   id, name
+//   section:  id, school, title, fallback flag ("1" when the title is the course code)
+//   student:  id, school, first, last, email, password, grade
+//   teacher:  id, school, first, last, email, password
+//   session:  id, title, type, school year, start date, end date
+//   course:   id, school, title, code, school year (a session ID), subject, grade
+//   guardian: id, student, first, last, email, phone, relationship role
 // Sections are stored already in their SDS shape; students and teachers share the user layout.
+// With `optional_columns` the school, student and teacher rows carry every contract column in
+// contract order (the layouts above are their first columns), and section rows carry the
+// contract columns from `course_description` on after the fallback flag: see `packed_index`.
+// Without it they hold exactly the fields above, so sorting and de-duplication are unchanged.
 const ID: usize = 0;
 const SCHOOL: usize = 1;
 const FALLBACK: usize = 3;
 const EMAIL: usize = 4;
 const GRADE: usize = 6;
+const G_STUDENT: usize = 1;
+const G_PHONE: usize = 5;
+const G_ROLE: usize = 6;
+const C_SCHOOL_YEAR: usize = 4;
 
 /// Marks an interned symbol that resolved to nothing exported.
 const UNRESOLVED: u32 = u32::MAX;
@@ -172,10 +201,16 @@ enum Slot {
     Enrollment,
     Roster,
     License,
+    Session,
+    Course,
+    /// A guardian record (its `users.csv` row).
+    Guardian,
+    /// A guardian record's link to its student (its `relationships.csv` row).
+    Relationship,
 }
 
 impl Slot {
-    const ALL: [Slot; 7] = [
+    const ALL: [Slot; 11] = [
         Slot::School,
         Slot::Section,
         Slot::Student,
@@ -183,6 +218,10 @@ impl Slot {
         Slot::Enrollment,
         Slot::Roster,
         Slot::License,
+        Slot::Session,
+        Slot::Course,
+        Slot::Guardian,
+        Slot::Relationship,
     ];
 
     fn of(entity: Entity) -> Slot {
@@ -193,6 +232,9 @@ impl Slot {
             Entity::Teachers => Slot::Teacher,
             Entity::StudentEnrollments => Slot::Enrollment,
             Entity::TeacherRosters => Slot::Roster,
+            Entity::AcademicSessions => Slot::Session,
+            Entity::Courses => Slot::Course,
+            Entity::Guardians => Slot::Guardian,
         }
     }
 
@@ -207,6 +249,13 @@ impl Slot {
             (Format::V1, Slot::Enrollment) => K::StudentEnrollment,
             (Format::V1, Slot::Roster) => K::TeacherRoster,
             (Format::V1, Slot::License) => K::License,
+            (Format::V2_1, Slot::Session) => K::AcademicSessions,
+            (Format::V2_1, Slot::Course) => K::Courses,
+            (Format::V2_1, Slot::Guardian) => K::UsersV21,
+            (Format::V2_1, Slot::Relationship) => K::Relationships,
+            (_, Slot::Session | Slot::Course | Slot::Guardian | Slot::Relationship) => {
+                return None;
+            }
             (_, Slot::School) => K::Orgs,
             (Format::V2, Slot::Section) => K::ClassesV2,
             (_, Slot::Section) => K::ClassesV21,
@@ -313,6 +362,9 @@ pub struct Builder {
     sections: Table,
     students: Table,
     teachers: Table,
+    sessions: Table,
+    courses: Table,
+    guardians: Table,
     section_ids: Interner,
     student_ids: Interner,
     teacher_ids: Interner,
@@ -320,9 +372,25 @@ pub struct Builder {
     enrollments: Vec<(u32, u32)>,
     /// (section symbol, teacher symbol).
     rosters: Vec<(u32, u32)>,
+    /// Per entity, bit `i` set when the query returns contract column `i` (see
+    /// [`Builder::returned`]); every bit set until told otherwise.
+    returned: [u32; ENTITIES],
+    values: ValueCounts,
     tally: Tally,
     too_many: Option<Entity>,
     scratch: String,
+}
+
+/// Every entity, core and optional: the size of per-entity arrays.
+const ENTITIES: usize = 9;
+
+/// Values the builder had to leave blank or write as is, counted for the warnings: per
+/// (entity, contract column), values that are not dates; per enumeration, values that are not
+/// in Microsoft's default list.
+#[derive(Default)]
+struct ValueCounts {
+    bad_dates: BTreeMap<(Entity, &'static str), u64>,
+    unknown: BTreeMap<&'static str, u64>,
 }
 
 impl Builder {
@@ -342,14 +410,36 @@ impl Builder {
             sections: Table::default(),
             students: Table::default(),
             teachers: Table::default(),
+            sessions: Table::default(),
+            courses: Table::default(),
+            guardians: Table::default(),
             section_ids: Interner::new(),
             student_ids: Interner::new(),
             teacher_ids: Interner::new(),
             enrollments: Vec::new(),
             rosters: Vec::new(),
+            returned: [u32::MAX; ENTITIES],
+            values: ValueCounts::default(),
             tally: Tally::default(),
             too_many: None,
             scratch: String::new(),
+        }
+    }
+
+    /// Tells the builder which contract columns the query of `entity` returns (`present[i]` for
+    /// `entity.columns()[i]`), as the source found them in the query's result columns. An
+    /// optional SDS column is written (`optional_columns`) only when its contract column is
+    /// returned, so that its header does not depend on whether this run's values happen to
+    /// be NULL. Not called, every column counts as returned.
+    pub fn returned(&mut self, entity: Entity, present: &[bool]) {
+        let mut mask = 0u32;
+        for (i, p) in present.iter().enumerate().take(32) {
+            if *p {
+                mask |= 1 << i;
+            }
+        }
+        if let Some(slot) = self.returned.get_mut(entity as usize) {
+            *slot = mask;
         }
     }
 
@@ -360,7 +450,8 @@ impl Builder {
     /// Every value is normalised: each CRLF, CR or LF (and NUL, which no CSV consumer takes)
     /// becomes one space, then leading/trailing white space is trimmed. A value blank after that
     /// is missing; a record missing a required column is dropped as
-    /// [`DropReason::MissingValue`]. Case and leading zeros are never touched.
+    /// [`DropReason::MissingValue`]. Case and leading zeros are never touched. Records of an
+    /// optional query the options do not switch on (or outside v2.1) are ignored.
     pub fn push(&mut self, entity: Entity, values: Vec<Option<String>>) {
         let values: Vec<Option<&str>> = values.iter().map(Option::as_deref).collect();
         self.push_row(entity, &values);
@@ -369,8 +460,29 @@ impl Builder {
     /// [`Builder::push`] for borrowed values, as a source hands them out: nothing is copied but
     /// what the build keeps.
     pub fn push_row(&mut self, entity: Entity, values: &[Option<&str>]) {
+        // The cells of a row live in an array as wide as the entity's contract: the millions
+        // of enrollment rows do not pay for the sixteen columns of a school.
+        match entity {
+            Entity::StudentEnrollments | Entity::TeacherRosters => {
+                self.push_cells::<4>(entity, values)
+            }
+            Entity::Students => self.push_cells::<15>(entity, values),
+            Entity::Teachers | Entity::Sections => self.push_cells::<14>(entity, values),
+            Entity::Schools => self.push_cells::<MAX_COLUMNS>(entity, values),
+            Entity::AcademicSessions | Entity::Courses | Entity::Guardians => {
+                if self.opts.format == Format::V2_1 && self.opts.reads(entity) {
+                    self.push_cells::<7>(entity, values);
+                }
+            }
+        }
+    }
+
+    /// [`Builder::push_row`] with the row's cells in an array of `N` (at least the entity's
+    /// number of contract columns).
+    fn push_cells<const N: usize>(&mut self, entity: Entity, values: &[Option<&str>]) {
         let columns = entity.columns();
-        let cells: [Cow<'_, str>; MAX_COLUMNS] = std::array::from_fn(|i| match values.get(i) {
+        debug_assert!(columns.len() <= N);
+        let cells: [Cow<'_, str>; N] = std::array::from_fn(|i| match values.get(i) {
             Some(Some(v)) if i < columns.len() => clean(v),
             _ => Cow::Borrowed(""),
         });
@@ -378,7 +490,11 @@ impl Builder {
         let slot = Slot::of(entity);
         // The ID a dropped row is named by.
         let row_id = |scratch: &mut String| match entity {
-            Entity::Schools | Entity::Students | Entity::Teachers => cell(0).to_owned(),
+            Entity::Schools
+            | Entity::Students
+            | Entity::Teachers
+            | Entity::AcademicSessions
+            | Entity::Courses => cell(0).to_owned(),
             Entity::Sections => {
                 write_section_id(scratch, cell(0), cell(1), cell(2));
                 scratch.clone()
@@ -387,6 +503,7 @@ impl Builder {
                 write_section_id(scratch, cell(0), cell(1), cell(2));
                 format!("{scratch}/{}", cell(3))
             }
+            Entity::Guardians => format!("{}/{}", cell(0), cell(1)),
         };
         if columns
             .iter()
@@ -400,8 +517,11 @@ impl Builder {
         // Rows of unselected schools are dropped at once, so memory follows the selection.
         let own_school = match entity {
             Entity::Schools | Entity::Sections => Some(cell(0)),
-            Entity::Students | Entity::Teachers => Some(cell(1)),
-            Entity::StudentEnrollments | Entity::TeacherRosters => None,
+            Entity::Students | Entity::Teachers | Entity::Courses => Some(cell(1)),
+            Entity::StudentEnrollments
+            | Entity::TeacherRosters
+            | Entity::AcademicSessions
+            | Entity::Guardians => None,
         };
         if let Some(school) = own_school
             && !is_selected(&self.selected, school)
@@ -422,17 +542,34 @@ impl Builder {
         } else {
             ""
         };
+        let extras = self.opts.optional_columns;
         let stored = match entity {
+            Entity::Schools if extras => {
+                let mut row: [&str; 16] = std::array::from_fn(cell);
+                for i in [5, 6] {
+                    row[i] = map_grade(&self.opts.grade_map, row[i]);
+                }
+                self.schools.push(&row)
+            }
             Entity::Schools => self.schools.push(&[cell(0), cell(1)]),
-            Entity::Students => self.students.push(&[
-                cell(0),
-                cell(1),
-                cell(2),
-                cell(3),
-                cell(4),
-                password,
-                cell(6),
-            ]),
+            Entity::Students if extras => {
+                let birth = self.date(entity, 11, cell(11));
+                let mut row: [&str; 15] = std::array::from_fn(cell);
+                row[5] = password;
+                row[6] = map_grade(&self.opts.grade_map, cell(6));
+                row[11] = &birth;
+                self.students.push(&row)
+            }
+            Entity::Students => {
+                let grade = map_grade(&self.opts.grade_map, cell(6));
+                self.students
+                    .push(&[cell(0), cell(1), cell(2), cell(3), cell(4), password, grade])
+            }
+            Entity::Teachers if extras => {
+                let mut row: [&str; 14] = std::array::from_fn(cell);
+                row[5] = password;
+                self.teachers.push(&row)
+            }
             Entity::Teachers => {
                 self.teachers
                     .push(&[cell(0), cell(1), cell(2), cell(3), cell(4), password])
@@ -448,8 +585,21 @@ impl Builder {
                 } else {
                     (description, "")
                 };
-                self.sections
-                    .push(&[&self.scratch, school, title, fallback])
+                if extras {
+                    let start = self.date(entity, 6, cell(6));
+                    let end = self.date(entity, 7, cell(7));
+                    let mut row: [&str; 15] = [""; 15];
+                    row[..4].copy_from_slice(&[&self.scratch, school, title, fallback]);
+                    for (i, slot) in row.iter_mut().enumerate().skip(4) {
+                        *slot = cell(i - 1);
+                    }
+                    row[7] = &start;
+                    row[8] = &end;
+                    self.sections.push(&row)
+                } else {
+                    self.sections
+                        .push(&[&self.scratch, school, title, fallback])
+                }
             }
             Entity::StudentEnrollments | Entity::TeacherRosters => {
                 write_section_id(&mut self.scratch, cell(0), cell(1), cell(2));
@@ -469,9 +619,47 @@ impl Builder {
                     _ => false,
                 }
             }
+            Entity::AcademicSessions => {
+                let kind = canonical(&SESSION_TYPES, cell(2), &mut self.values);
+                let start = self.date(entity, 4, cell(4));
+                let end = self.date(entity, 5, cell(5));
+                self.sessions
+                    .push(&[cell(0), cell(1), &kind, cell(3), &start, &end])
+            }
+            Entity::Courses => {
+                let grade = map_grade(&self.opts.grade_map, cell(6));
+                self.courses
+                    .push(&[cell(0), cell(1), cell(2), cell(3), cell(4), cell(5), grade])
+            }
+            Entity::Guardians => {
+                // Microsoft's sample and its guardian format: the role is what the guardian is
+                // to the student, `guardian` unless the SIS says otherwise.
+                let role = match cell(6) {
+                    "" => Cow::Borrowed("guardian"),
+                    given => canonical(&RELATIONSHIP_ROLES, given, &mut self.values),
+                };
+                self.guardians
+                    .push(&[cell(0), cell(1), cell(2), cell(3), cell(4), cell(5), &role])
+            }
         };
         if !stored {
             self.too_many = Some(entity);
+        }
+    }
+
+    /// A date column's value as `YYYY-MM-DD`; a value that is not a date is counted and left
+    /// blank (SDS would reject the row for it).
+    fn date<'a>(&mut self, entity: Entity, column: usize, raw: &'a str) -> Cow<'a, str> {
+        if raw.is_empty() {
+            return Cow::Borrowed("");
+        }
+        match values::date(raw) {
+            Some(d) => d,
+            None => {
+                let name = entity.columns().get(column).map_or("?", |c| c.name);
+                *self.values.bad_dates.entry((entity, name)).or_default() += 1;
+                Cow::Borrowed("")
+            }
         }
     }
 
@@ -488,11 +676,16 @@ impl Builder {
             mut sections,
             mut students,
             mut teachers,
+            mut sessions,
+            mut courses,
+            mut guardians,
             section_ids,
             student_ids,
             teacher_ids,
             mut enrollments,
             mut rosters,
+            returned,
+            values,
             mut tally,
             too_many,
             scratch: _,
@@ -515,9 +708,22 @@ impl Builder {
                 "[export] schools: {unknown_selected} selected school ID(s) not returned by the schools query"
             ));
         }
+        let district = match (&opts.district, format) {
+            (Some(d), Format::V2 | Format::V2_1) => Some(District {
+                id: clean(&d.id).into_owned(),
+                name: clean(&d.name).into_owned(),
+            }),
+            _ => None,
+        };
+        if let Some(d) = &district
+            && schools.find(&d.id).is_some()
+        {
+            return Err(BuildError::DistrictIdClash { id: d.id.clone() });
+        }
 
-        // Sections, students and teachers must belong to an exported school. Reference checks
-        // come before de-duplication so that a valid row wins over an invalid duplicate.
+        // Sections, students, teachers and courses must belong to an exported school.
+        // Reference checks come before de-duplication so that a valid row wins over an invalid
+        // duplicate.
         let school_problem = |id: &str| {
             if schools.find(id).is_some() {
                 None
@@ -531,6 +737,7 @@ impl Builder {
             (&mut sections, Slot::Section, 1),
             (&mut students, Slot::Student, 1),
             (&mut teachers, Slot::Teacher, 2),
+            (&mut courses, Slot::Course, 1),
         ] {
             retain_counted(table, &mut tally, slot, |row| {
                 school_problem(field(row, SCHOOL))
@@ -538,14 +745,26 @@ impl Builder {
             sort_resolve(table, key, &mut tally, slot);
         }
         drop_conflicting_teachers(&mut teachers, &mut tally);
+        sort_resolve(&mut sessions, 1, &mut tally, Slot::Session);
+        // One guardian row per (guardian, student) link.
+        sort_resolve(&mut guardians, 2, &mut tally, Slot::Guardian);
 
         // Usernames SDS would reject: blank (no e-mail address), not user@domain where v2.1
         // needs it, or one account for two people. Mode `blank` writes no username at all.
         let rule = opts.username;
+        let prefixes = Prefixes {
+            student: clean(&opts.student_id_prefix).into_owned(),
+            teacher: clean(&opts.teacher_id_prefix).into_owned(),
+            guardian: clean(&opts.guardian_id_prefix).into_owned(),
+            // v2.1 holds a person with several roles as one user (one `sourcedId`); v1 and v2
+            // cannot, so there every student and teacher is their own account.
+            by_sourced_id: format == Format::V2_1,
+        };
         if rule != UsernameRule::Blank {
             for (table, slot) in [
                 (&mut students, Slot::Student),
                 (&mut teachers, Slot::Teacher),
+                (&mut guardians, Slot::Guardian),
             ] {
                 retain_counted(table, &mut tally, slot, |row| {
                     let name = username(rule, field(row, EMAIL));
@@ -558,20 +777,52 @@ impl Builder {
                     }
                 });
             }
-            drop_shared_usernames(&mut students, &mut teachers, rule, &mut tally);
+            drop_shared_usernames(&mut students, &mut teachers, &prefixes, rule, &mut tally);
+            drop_guardian_clashes(
+                &students,
+                &teachers,
+                &mut guardians,
+                &prefixes,
+                rule,
+                &mut tally,
+            );
         }
+        // A relationship needs its student exported.
+        retain_counted(&mut guardians, &mut tally, Slot::Relationship, |row| {
+            students
+                .find(field(row, G_STUDENT))
+                .is_none()
+                .then_some(DropReason::UnknownUser)
+        });
 
         // Tables are indexed by `u32` from here on (UNRESOLVED excluded).
         for (len, entity) in [
             (sections.len(), Entity::Sections),
             (students.len(), Entity::Students),
             (teachers.len(), Entity::Teachers),
+            (guardians.len(), Entity::Guardians),
         ] {
             if len >= UNRESOLVED as usize {
                 return Err(BuildError::TooManyRows { entity });
             }
         }
         let teacher_groups = group_starts(&teachers);
+        let guardian_groups = group_starts(&guardians);
+        // relationships.csv in file order: (student, guardian), by index = by sourcedId.
+        let mut relationships: Vec<(u32, u32, u32)> = Vec::with_capacity(guardians.len());
+        let mut group = 0u32;
+        for (i, row) in guardians.iter().enumerate() {
+            while guardian_groups
+                .get(group as usize + 1)
+                .is_some_and(|&next| next as usize <= i)
+            {
+                group += 1;
+            }
+            if let Some(student) = students.find(field(row, G_STUDENT)) {
+                relationships.push((student as u32, group, i as u32));
+            }
+        }
+        relationships.sort_unstable();
 
         // Enrollments and rosters: symbols → table indexes, in place. Both rows' references
         // may be broken; the section is reported first so a row is counted once.
@@ -657,7 +908,10 @@ impl Builder {
             let shared = clashing(
                 license.len(),
                 |i| field(row_at(&students, license[i]), EMAIL),
-                |i| (false, field(row_at(&students, license[i]), ID)),
+                |a, b| {
+                    field(row_at(&students, license[a]), ID)
+                        == field(row_at(&students, license[b]), ID)
+                },
             );
             let mut n = 0;
             license.retain(|&i| {
@@ -676,13 +930,29 @@ impl Builder {
                 .sort_unstable_by(|&a, &b| license_cmp(row_at(&students, a), row_at(&students, b)));
         }
 
-        let files = format.files(license_on);
+        let optional_files: Vec<FileKind> = [
+            (Entity::AcademicSessions, FileKind::AcademicSessions),
+            (Entity::Courses, FileKind::Courses),
+            (Entity::Guardians, FileKind::Relationships),
+        ]
+        .into_iter()
+        .filter(|(e, _)| format == Format::V2_1 && opts.reads(*e))
+        .map(|(_, k)| k)
+        .collect();
+        let files: Vec<&'static FileSpec> = format
+            .files_with(license_on, &optional_files)
+            .into_iter()
+            .map(|spec| spec.variant(switched_on(spec, &opts, &returned)))
+            .collect();
         let mut built = Built {
             format,
             username: opts.username,
-            student_prefix: clean(&opts.student_id_prefix).into_owned(),
-            teacher_prefix: clean(&opts.teacher_id_prefix).into_owned(),
+            student_prefix: prefixes.student,
+            teacher_prefix: prefixes.teacher,
+            guardian_prefix: prefixes.guardian,
             account_sku_id: clean(&opts.account_sku_id).into_owned(),
+            district,
+            full_formats: opts.full_formats(),
             rows: Vec::new(),
             drops: tally.report(format, &files),
             files,
@@ -691,13 +961,25 @@ impl Builder {
             students,
             teachers,
             teacher_groups,
+            sessions,
+            courses,
+            guardians,
+            guardian_groups,
+            relationships,
             enrollments,
             rosters,
             license,
+            user_rows: 0,
+            shared_ids: false,
+            packed: packed_indexes(),
+            values,
             warnings,
         };
         if format != Format::V1 {
-            built.check_shared_ids()?;
+            built.user_rows = built.check_shared_ids()?;
+            let users =
+                built.students.len() + built.teacher_groups.len() + built.guardian_groups.len();
+            built.shared_ids = built.user_rows < users as u64;
         }
         built.rows = built.files.iter().map(|f| built.count(f.kind)).collect();
         built.collect_warnings();
@@ -705,16 +987,258 @@ impl Builder {
     }
 }
 
+/// The ID prefixes of one export, and whether a person is known by `sourcedId` (v2.1: a
+/// student and a teacher with one `sourcedId` and one username are one person) or by their
+/// kind and ID (v1, v2).
+struct Prefixes {
+    student: String,
+    teacher: String,
+    guardian: String,
+    by_sourced_id: bool,
+}
+
+impl Prefixes {
+    /// Whether two users (kind 0 student, 1 teacher, 2 guardian; their SIS IDs) are one person.
+    fn same_person(&self, a: (u8, &str), b: (u8, &str)) -> bool {
+        if !self.by_sourced_id {
+            return a == b;
+        }
+        let (pa, pb) = (self.of(a.0), self.of(b.0));
+        pa.len() + a.1.len() == pb.len() + b.1.len()
+            && pa
+                .bytes()
+                .chain(a.1.bytes())
+                .eq(pb.bytes().chain(b.1.bytes()))
+    }
+
+    fn of(&self, kind: u8) -> &str {
+        match kind {
+            0 => &self.student,
+            1 => &self.teacher,
+            _ => &self.guardian,
+        }
+    }
+}
+
+/// Which optional columns of `spec` this export switches on: bit `i` for `spec.columns[i]`.
+fn switched_on(spec: &FileSpec, opts: &ExportOptions, returned: &[u32; ENTITIES]) -> u64 {
+    let mut mask = 0u64;
+    for (i, c) in spec.columns.iter().enumerate() {
+        if let Some(f) = c.optional
+            && column_on(spec.kind, f, opts, returned)
+        {
+            mask |= 1 << i;
+        }
+    }
+    mask
+}
+
+/// The rule of each optional column: written when `[export] optional_columns` is on and the
+/// query returns the contract column it comes from; the exceptions are the links that need an
+/// optional query's file (a class's session and course), the columns of the optional files
+/// themselves (on whenever their query returns them), `users.csv` `email` (required for
+/// guardians) and `orgs.csv` `parentSourcedId` (the district).
+fn column_on(kind: FileKind, f: Field, opts: &ExportOptions, returned: &[u32; ENTITIES]) -> bool {
+    use Entity as E;
+    use Field as F;
+    use FileKind as K;
+    let on = opts.optional_columns;
+    let has = |e: Entity, f: Field| {
+        contract_column(e, f)
+            .and_then(|c| e.column_index(c))
+            .is_some_and(|i| returned.get(e as usize).is_some_and(|m| m >> i & 1 == 1))
+    };
+    let reads = |e: Entity| opts.format == Format::V2_1 && opts.reads(e);
+    match (kind, f) {
+        (K::Orgs, F::Parent) => opts.district.is_some(),
+        (K::School, f) => on && has(E::Schools, f),
+        (K::Section, f) => on && has(E::Sections, f),
+        (K::Student, f) => on && has(E::Students, f),
+        (K::Teacher, f) => on && has(E::Teachers, f),
+        (K::UsersV21, F::Email) if reads(E::Guardians) => true,
+        (K::UsersV21, f) => {
+            on && (has(E::Students, f)
+                || has(E::Teachers, f)
+                || (reads(E::Guardians) && has(E::Guardians, f)))
+        }
+        (K::Roles, F::Grade) => on && has(E::Students, F::Grade),
+        (K::Roles, F::IsPrimary) => on,
+        (K::ClassesV21, F::TermId) => {
+            on && reads(E::AcademicSessions) && has(E::Sections, F::TermId)
+        }
+        (K::ClassesV21, F::CourseId) => on && reads(E::Courses) && has(E::Sections, F::CourseId),
+        (K::Courses, F::SchoolYearId) => {
+            reads(E::AcademicSessions) && has(E::Courses, F::SchoolYearId)
+        }
+        (K::Courses, f) => has(E::Courses, f),
+        _ => false,
+    }
+}
+
+/// The contract column of `entity` an optional SDS column's field comes from.
+fn contract_column(entity: Entity, f: Field) -> Option<&'static str> {
+    use Entity as E;
+    use Field as F;
+    let name = match (entity, f) {
+        (E::Schools, F::SchoolNumber) => "school_number",
+        (E::Schools, F::NcesId) => "nces_id",
+        (E::Schools | E::Students | E::Teachers, F::StateId) => "state_id",
+        (E::Schools, F::GradeLow) => "grade_low",
+        (E::Schools, F::GradeHigh) => "grade_high",
+        (E::Schools, F::PrincipalId) => "principal_id",
+        (E::Schools, F::PrincipalName) => "principal_name",
+        (E::Schools, F::PrincipalEmail) => "principal_email",
+        (E::Schools, F::Address) => "address",
+        (E::Schools, F::City) => "city",
+        (E::Schools, F::State) => "state",
+        (E::Schools, F::Country) => "country",
+        (E::Schools, F::Zip) => "zip",
+        (E::Schools | E::Students | E::Teachers | E::Guardians, F::Phone) => "phone",
+        (E::Sections, F::CourseDescription) => "course_description",
+        (E::Sections, F::TermId) => "term_id",
+        (E::Sections, F::TermName) => "term_name",
+        (E::Sections, F::TermStart) => "term_start",
+        (E::Sections, F::TermEnd) => "term_end",
+        (E::Sections, F::CourseId) => "course_id",
+        (E::Sections, F::CourseName) => "course_name",
+        (E::Sections, F::CourseNumber) => "course_number",
+        (E::Sections, F::CourseSubject) => "course_subject",
+        (E::Sections, F::SectionNumber) => "section_number",
+        (E::Sections, F::Periods) => "periods",
+        (E::Students | E::Teachers | E::Guardians, F::Email) => "email",
+        (E::Students | E::Teachers, F::MiddleName) => "middle_name",
+        (E::Students | E::Teachers, F::Status) => "status",
+        (E::Students | E::Teachers, F::SecondaryEmail) => "secondary_email",
+        (E::Students | E::Courses, F::Grade) => "grade",
+        (E::Students, F::StudentNumber) => "student_number",
+        (E::Students, F::BirthDate) => "birth_date",
+        (E::Students, F::GraduationYear) => "graduation_year",
+        (E::Teachers, F::TeacherNumber) => "teacher_number",
+        (E::Teachers, F::JobTitle) => "title",
+        (E::Teachers, F::Qualification) => "qualification",
+        (E::Courses, F::Code) => "code",
+        (E::Courses, F::SchoolYearId) => "school_year_id",
+        (E::Courses, F::Subject) => "subject",
+        _ => return None,
+    };
+    Some(name)
+}
+
+/// The tables whose rows carry the optional contract columns (`optional_columns`).
+const PACKED: [Entity; 4] = [
+    Entity::Schools,
+    Entity::Sections,
+    Entity::Students,
+    Entity::Teachers,
+];
+const NO_FIELD: u8 = u8::MAX;
+const FIELDS: usize = Field::RelationshipRole as usize + 1;
+
+/// Per table of [`PACKED`] and field: where the field's contract column is in a packed row
+/// ([`NO_FIELD`] for none). Rows hold contract columns in contract order; a section row holds
+/// them from `course_description` on, after its four SDS fields.
+fn packed_indexes() -> [[u8; FIELDS]; 4] {
+    let mut out = [[NO_FIELD; FIELDS]; 4];
+    for (table, entity) in out.iter_mut().zip(PACKED) {
+        for (slot, field) in table.iter_mut().zip(FIELD_LIST) {
+            let index = contract_column(entity, field)
+                .and_then(|c| entity.column_index(c))
+                .map(|i| if entity == Entity::Sections { i + 1 } else { i });
+            if let Some(i) = index.and_then(|i| u8::try_from(i).ok()) {
+                *slot = i;
+            }
+        }
+    }
+    out
+}
+
+/// Every [`Field`], by its number.
+const FIELD_LIST: [Field; FIELDS] = {
+    use Field as F;
+    [
+        F::Id,
+        F::School,
+        F::SchoolList,
+        F::Name,
+        F::OrgType,
+        F::Title,
+        F::FirstName,
+        F::LastName,
+        F::Username,
+        F::Password,
+        F::Role,
+        F::Grade,
+        F::Section,
+        F::User,
+        F::DisplayName,
+        F::Email,
+        F::SkuId,
+        F::Parent,
+        F::SchoolNumber,
+        F::NcesId,
+        F::StateId,
+        F::GradeLow,
+        F::GradeHigh,
+        F::PrincipalId,
+        F::PrincipalName,
+        F::PrincipalEmail,
+        F::Address,
+        F::City,
+        F::State,
+        F::Country,
+        F::Zip,
+        F::Phone,
+        F::SectionNumber,
+        F::TermId,
+        F::TermName,
+        F::TermStart,
+        F::TermEnd,
+        F::CourseId,
+        F::CourseName,
+        F::CourseNumber,
+        F::CourseDescription,
+        F::CourseSubject,
+        F::Periods,
+        F::Status,
+        F::MiddleName,
+        F::StudentNumber,
+        F::BirthDate,
+        F::GraduationYear,
+        F::SecondaryEmail,
+        F::TeacherNumber,
+        F::JobTitle,
+        F::Qualification,
+        F::IsPrimary,
+        F::SessionType,
+        F::SchoolYear,
+        F::StartDate,
+        F::EndDate,
+        F::Code,
+        F::SchoolYearId,
+        F::Subject,
+        F::RelatedUser,
+        F::RelationshipRole,
+    ]
+};
+
 /// Drops every student and teacher row whose username equals (ignoring case) the username of
 /// another person: SDS would sign two people into one account. One teacher listed at several
-/// schools is one person.
+/// schools is one person; in v2.1 so is a student and a teacher with one `sourcedId`.
 fn drop_shared_usernames(
     students: &mut Table,
     teachers: &mut Table,
+    prefixes: &Prefixes,
     rule: UsernameRule,
     tally: &mut Tally,
 ) {
     let n_students = students.len();
+    let person = |i: usize| {
+        if i < n_students {
+            (0u8, field(students.get(i), ID))
+        } else {
+            (1u8, field(teachers.get(i - n_students), ID))
+        }
+    };
     let row = |i: usize| {
         if i < n_students {
             students.get(i)
@@ -725,7 +1249,7 @@ fn drop_shared_usernames(
     let shared = clashing(
         n_students + teachers.len(),
         |i| username(rule, field(row(i), EMAIL)),
-        |i| (i >= n_students, field(row(i), ID)),
+        |a, b| prefixes.same_person(person(a), person(b)),
     );
     if !shared.contains(&true) {
         return;
@@ -745,13 +1269,64 @@ fn drop_shared_usernames(
     }
 }
 
-/// Which of `n` names equal, ignoring case, the name of another owner (`owner(i)`): a mask.
-/// Blank names never clash. Names are grouped by a hash of their folded form first, so the
-/// work is a sort of integers plus a check of the (rare) groups.
+/// Drops every guardian row whose username equals (ignoring case) a student's, a teacher's or
+/// another guardian's who is not the same person. Only the guardian goes: a parent's address
+/// entered on their child's record must not cost the child their account.
+fn drop_guardian_clashes(
+    students: &Table,
+    teachers: &Table,
+    guardians: &mut Table,
+    prefixes: &Prefixes,
+    rule: UsernameRule,
+    tally: &mut Tally,
+) {
+    if guardians.len() == 0 {
+        return;
+    }
+    let (ns, nt) = (students.len(), teachers.len());
+    let row = |i: usize| {
+        if i < ns {
+            (0u8, students.get(i))
+        } else if i < ns + nt {
+            (1u8, teachers.get(i - ns))
+        } else {
+            (2u8, guardians.get(i - ns - nt))
+        }
+    };
+    let shared = clashing(
+        ns + nt + guardians.len(),
+        |i| username(rule, field(row(i).1, EMAIL)),
+        |a, b| {
+            let ((ka, ra), (kb, rb)) = (row(a), row(b));
+            prefixes.same_person((ka, field(ra, ID)), (kb, field(rb, ID)))
+        },
+    );
+    let mask = shared.get(ns + nt..).unwrap_or(&[]);
+    if !mask.contains(&true) {
+        return;
+    }
+    let mask = mask.to_vec();
+    guardians.retain_at(|pos, row| {
+        let drop = mask.get(pos).copied().unwrap_or(false);
+        if drop {
+            tally.drop_row(
+                Slot::Guardian,
+                DropReason::DuplicateUsername,
+                &row_name(Slot::Guardian, row),
+            );
+        }
+        !drop
+    });
+}
+
+/// Which of `n` names equal, ignoring case, the name of another person (`same(a, b)` says
+/// whether two owners are one person): a mask. Blank names never clash. Names are grouped by a
+/// hash of their folded form first, so the work is a sort of integers plus a check of the
+/// (rare) groups.
 fn clashing<'a>(
     n: usize,
     name: impl Fn(usize) -> &'a str,
-    owner: impl Fn(usize) -> (bool, &'a str),
+    same: impl Fn(usize, usize) -> bool,
 ) -> Vec<bool> {
     let hasher = DefaultHashBuilder::default();
     let mut keys: Vec<(u64, u32)> = (0..n)
@@ -770,8 +1345,8 @@ fn clashing<'a>(
         let mut members: Vec<usize> = run.iter().map(|k| k.1 as usize).collect();
         members.sort_by(|&a, &b| cmp_usernames(name(a), name(b)));
         for group in members.chunk_by(|&a, &b| cmp_usernames(name(a), name(b)).is_eq()) {
-            let first = owner(group[0]);
-            if group.iter().any(|&i| owner(i) != first) {
+            let first = group[0];
+            if group.iter().any(|&i| !same(first, i)) {
                 for &i in group {
                     if let Some(slot) = out.get_mut(i) {
                         *slot = true;
@@ -783,36 +1358,29 @@ fn clashing<'a>(
     out
 }
 
-/// One user of the merged v2/v2.1 ID space: a student (index into the student table) or a
-/// teacher (index into the teacher groups).
+/// One user of the merged v2/v2.1 ID space: a student (index into the student table), a
+/// teacher or a guardian (index into their groups).
 #[derive(Debug, Clone, Copy)]
 enum User {
     Student(u32),
     Teacher(u32),
+    Guardian(u32),
 }
 
 /// The most columns sds-sync writes into one file (a unit test holds the tables to it).
 const MAX_WRITTEN: usize = 24;
-const FIELDS: usize = Field::SkuId as usize + 1;
 
-/// The values of one row, by [`Field`]; the format table picks the written ones by column.
-struct Cells<'a>([&'a str; FIELDS]);
-
-impl<'a> Cells<'a> {
-    fn new() -> Cells<'a> {
-        Cells([""; FIELDS])
+/// Hands one row to `out`: for each written column, `value` of its field.
+fn emit<'v, S: RowSink>(
+    picks: &[Field],
+    out: &mut S,
+    value: impl Fn(Field) -> &'v str,
+) -> io::Result<()> {
+    let mut row = [""; MAX_WRITTEN];
+    for (slot, f) in row.iter_mut().zip(picks) {
+        *slot = value(*f);
     }
-    fn set(&mut self, field: Field, value: &'a str) -> &mut Self {
-        self.0[field as usize] = value;
-        self
-    }
-    fn emit<S: RowSink>(&self, picks: &[Field], out: &mut S) -> io::Result<()> {
-        let mut row = [""; MAX_WRITTEN];
-        for (slot, f) in row.iter_mut().zip(picks) {
-            *slot = self.0[*f as usize];
-        }
-        out.row(&row[..picks.len().min(MAX_WRITTEN)])
-    }
+    out.row(&row[..picks.len().min(MAX_WRITTEN)])
 }
 
 /// A finished export, ready to be written file by file.
@@ -825,31 +1393,57 @@ pub struct Built {
     username: UsernameRule,
     student_prefix: String,
     teacher_prefix: String,
+    guardian_prefix: String,
     account_sku_id: String,
+    /// v2/v2.1: the district org (`[export.district]`).
+    district: Option<District>,
+    /// Any option of the full formats is set: their warnings apply.
+    full_formats: bool,
     files: Vec<&'static FileSpec>,
     rows: Vec<u64>,
-    /// Sorted by ID, unique: `id, name`.
+    /// Sorted by ID, unique: `id, name` (and the optional school columns).
     schools: Table,
-    /// Sorted by section ID, unique: `id, school, title, fallback flag`.
+    /// Sorted by section ID, unique: `id, school, title, fallback flag` (and the optional
+    /// section columns).
     sections: Table,
-    /// Sorted by student ID, unique: `id, school, first, last, email, password, grade`.
+    /// Sorted by student ID, unique: `id, school, first, last, email, password, grade` (and
+    /// the optional student columns).
     students: Table,
-    /// Sorted by (teacher ID, school), unique: `id, school, first, last, email, password`.
+    /// Sorted by (teacher ID, school), unique: `id, school, first, last, email, password` (and
+    /// the optional teacher columns).
     teachers: Table,
     /// Index of the first `teachers` row of each distinct teacher ID.
     teacher_groups: Vec<u32>,
+    /// Sorted by session ID, unique.
+    sessions: Table,
+    /// Sorted by course ID, unique.
+    courses: Table,
+    /// Sorted by (guardian ID, student ID), unique; every row's student is exported.
+    guardians: Table,
+    /// Index of the first `guardians` row of each distinct guardian ID.
+    guardian_groups: Vec<u32>,
+    /// relationships.csv: (student index, guardian group, guardian row), sorted.
+    relationships: Vec<(u32, u32, u32)>,
     /// (section index, student index), sorted, unique.
     enrollments: Vec<(u32, u32)>,
     /// (section index, teacher group index), sorted, unique.
     rosters: Vec<(u32, u32)>,
     /// Student indexes in licence file order.
     license: Vec<u32>,
+    /// v2/v2.1 `users.csv` rows: distinct `sourcedId`s.
+    user_rows: u64,
+    /// Some users share a `sourcedId` (v2.1: one person with several roles).
+    shared_ids: bool,
+    /// See [`packed_indexes`].
+    packed: [[u8; FIELDS]; 4],
+    values: ValueCounts,
     drops: Vec<Dropped>,
     warnings: Vec<String>,
 }
 
 impl Built {
-    /// The files of this export in write order (as [`Format::files`]).
+    /// The files of this export in write order (as [`Format::files`], with the optional files
+    /// of the optional queries), each with the optional columns this export writes.
     pub fn files(&self) -> &[&'static FileSpec] {
         &self.files
     }
@@ -918,63 +1512,110 @@ impl Built {
         out.0.finish()
     }
 
+    /// The optional contract column behind field `f` of a row of the table of `entity`
+    /// (`optional_columns`; "" when the row does not carry it).
+    fn extra<'r>(&self, entity: Entity, row: &'r str, f: Field) -> &'r str {
+        let Some(t) = PACKED.iter().position(|e| *e == entity) else {
+            return "";
+        };
+        match self.packed[t][f as usize] {
+            NO_FIELD => "",
+            i => field(row, usize::from(i)),
+        }
+    }
+
     /// Every data row of a file, in file order, as the fields `picks` names.
     fn render<S: RowSink>(&self, kind: FileKind, picks: &[Field], out: &mut S) -> io::Result<()> {
         use Field as F;
         match kind {
             FileKind::School | FileKind::Orgs => {
+                let district = self.district.as_ref();
+                let parent = district.map_or("", |d| d.id.as_str());
+                let mut district_due = district;
                 for row in &self.schools {
                     let [id, name] = fields(row);
-                    Cells::new()
-                        .set(F::Id, id)
-                        .set(F::Name, name)
-                        .set(F::OrgType, "school")
-                        .emit(picks, out)?;
+                    // The district org sorts among the schools by its ID.
+                    if let Some(d) = district_due
+                        && d.id.as_str() < id
+                    {
+                        self.district_row(d, picks, out)?;
+                        district_due = None;
+                    }
+                    emit(picks, out, |f| match f {
+                        F::Id => id,
+                        F::Name => name,
+                        F::OrgType => "school",
+                        F::Parent => parent,
+                        f => self.extra(Entity::Schools, row, f),
+                    })?;
+                }
+                if let Some(d) = district_due {
+                    self.district_row(d, picks, out)?;
                 }
             }
             FileKind::Section | FileKind::ClassesV2 | FileKind::ClassesV21 => {
+                let links = kind == FileKind::ClassesV21;
                 for row in &self.sections {
                     let [id, school, title] = fields(row);
-                    Cells::new()
-                        .set(F::Id, id)
-                        .set(F::School, school)
-                        .set(F::Title, title)
-                        .emit(picks, out)?;
+                    emit(picks, out, |f| match f {
+                        F::Id => id,
+                        F::School => school,
+                        F::Title => title,
+                        // A class links only to sessions and courses of this export.
+                        F::TermId | F::CourseId if links => {
+                            let v = self.extra(Entity::Sections, row, f);
+                            let table = if f == F::TermId {
+                                &self.sessions
+                            } else {
+                                &self.courses
+                            };
+                            if table.find(v).is_some() { v } else { "" }
+                        }
+                        f => self.extra(Entity::Sections, row, f),
+                    })?;
                 }
             }
             FileKind::Student | FileKind::Teacher => {
-                let (table, role) = if kind == FileKind::Student {
-                    (&self.students, "student")
+                let (table, role, entity) = if kind == FileKind::Student {
+                    (&self.students, "student", Entity::Students)
                 } else {
-                    (&self.teachers, "teacher")
+                    (&self.teachers, "teacher", Entity::Teachers)
                 };
                 for row in table {
                     let [id, school, first, last, email, password, grade] = fields(row);
-                    self.user_cells(first, last, email, password)
-                        .set(F::Id, id)
-                        .set(F::School, school)
-                        .set(F::Role, role)
-                        .set(F::Grade, grade)
-                        .emit(picks, out)?;
+                    let grade = if kind == FileKind::Student { grade } else { "" };
+                    emit(picks, out, |f| match f {
+                        F::Id => id,
+                        F::School => school,
+                        F::Role => role,
+                        F::Grade => grade,
+                        f => self
+                            .user_value(f, first, last, email, password)
+                            .unwrap_or_else(|| self.extra(entity, row, f)),
+                    })?;
                 }
             }
             FileKind::StudentEnrollment => {
                 for &(section, student) in &self.enrollments {
                     let student = field(row_at(&self.students, student), ID);
-                    Cells::new()
-                        .set(F::Section, self.section_id(section))
-                        .set(F::User, student)
-                        .set(F::Role, "student")
-                        .emit(picks, out)?;
+                    let section = self.section_id(section);
+                    emit(picks, out, |f| match f {
+                        F::Section => section,
+                        F::User => student,
+                        F::Role => "student",
+                        _ => "",
+                    })?;
                 }
             }
             FileKind::TeacherRoster => {
                 for &(section, group) in &self.rosters {
-                    Cells::new()
-                        .set(F::Section, self.section_id(section))
-                        .set(F::User, self.teacher_id(group))
-                        .set(F::Role, "teacher")
-                        .emit(picks, out)?;
+                    let (section, teacher) = (self.section_id(section), self.teacher_id(group));
+                    emit(picks, out, |f| match f {
+                        F::Section => section,
+                        F::User => teacher,
+                        F::Role => "teacher",
+                        _ => "",
+                    })?;
                 }
             }
             FileKind::License => {
@@ -985,66 +1626,102 @@ impl Built {
                     display.push_str(first);
                     display.push(' ');
                     display.push_str(last);
-                    Cells::new()
-                        .set(F::DisplayName, &display)
-                        .set(F::Email, email)
-                        .set(F::SkuId, &self.account_sku_id)
-                        .emit(picks, out)?;
+                    emit(picks, out, |f| match f {
+                        F::DisplayName => &display,
+                        F::Email => email,
+                        F::SkuId => &self.account_sku_id,
+                        _ => "",
+                    })?;
                 }
             }
             FileKind::UsersV2 | FileKind::UsersV21 => self.write_users(picks, out)?,
-            FileKind::Roles => {
-                let mut id = String::new();
-                for user in self.users() {
-                    self.sourced_id(user, &mut id);
-                    match user {
-                        User::Student(i) => {
-                            let row = row_at(&self.students, i);
-                            Cells::new()
-                                .set(F::Id, &id)
-                                .set(F::School, field(row, SCHOOL))
-                                .set(F::Role, "student")
-                                .set(F::Grade, field(row, GRADE))
-                                .emit(picks, out)?;
-                        }
-                        User::Teacher(g) => {
-                            for row in self.teacher_rows(g) {
-                                Cells::new()
-                                    .set(F::Id, &id)
-                                    .set(F::School, field(row, SCHOOL))
-                                    .set(F::Role, "teacher")
-                                    .emit(picks, out)?;
-                            }
-                        }
-                    }
+            FileKind::Roles => self.write_roles(picks, out)?,
+            FileKind::Enrollments => self.write_enrollments(picks, out)?,
+            FileKind::AcademicSessions => {
+                for row in &self.sessions {
+                    let [id, title, kind, year, start, end] = fields(row);
+                    emit(picks, out, |f| match f {
+                        F::Id => id,
+                        F::Title => title,
+                        F::SessionType => kind,
+                        F::SchoolYear => year,
+                        F::StartDate => start,
+                        F::EndDate => end,
+                        _ => "",
+                    })?;
                 }
             }
-            FileKind::Enrollments => self.write_enrollments(picks, out)?,
-            // Described by the v2.1 table, not built from the source contract yet.
-            FileKind::AcademicSessions
-            | FileKind::Courses
-            | FileKind::Demographics
-            | FileKind::UserFlags
-            | FileKind::Relationships => {}
+            FileKind::Courses => {
+                for row in &self.courses {
+                    let [id, school, title, code, year, subject, grade] = fields(row);
+                    let year = if self.sessions.find(year).is_some() {
+                        year
+                    } else {
+                        ""
+                    };
+                    emit(picks, out, |f| match f {
+                        F::Id => id,
+                        F::School => school,
+                        F::Title => title,
+                        F::Code => code,
+                        F::SchoolYearId => year,
+                        F::Subject => subject,
+                        F::Grade => grade,
+                        _ => "",
+                    })?;
+                }
+            }
+            FileKind::Relationships => {
+                let (mut student, mut guardian) = (String::new(), String::new());
+                for &(s, g, row) in &self.relationships {
+                    self.sourced_id(User::Student(s), &mut student);
+                    self.sourced_id(User::Guardian(g), &mut guardian);
+                    let role = field(row_at(&self.guardians, row), G_ROLE);
+                    emit(picks, out, |f| match f {
+                        F::User => &student,
+                        F::RelatedUser => &guardian,
+                        F::RelationshipRole => role,
+                        _ => "",
+                    })?;
+                }
+            }
+            // Described by the v2.1 table, not built from the source contract.
+            FileKind::Demographics | FileKind::UserFlags => {}
         }
         Ok(())
     }
 
+    fn district_row<S: RowSink>(
+        &self,
+        d: &District,
+        picks: &[Field],
+        out: &mut S,
+    ) -> io::Result<()> {
+        emit(picks, out, |f| match f {
+            Field::Id => &d.id,
+            Field::Name => &d.name,
+            Field::OrgType => "district",
+            _ => "",
+        })
+    }
+
     /// The fields every row of a user has.
-    fn user_cells<'a>(
-        &'a self,
+    fn user_value<'a>(
+        &self,
+        f: Field,
         first: &'a str,
         last: &'a str,
         email: &'a str,
         password: &'a str,
-    ) -> Cells<'a> {
-        let mut c = Cells::new();
-        c.set(Field::FirstName, first)
-            .set(Field::LastName, last)
-            .set(Field::Username, self.username_of(email))
-            .set(Field::Email, email)
-            .set(Field::Password, password);
-        c
+    ) -> Option<&'a str> {
+        Some(match f {
+            Field::FirstName => first,
+            Field::LastName => last,
+            Field::Username => self.username_of(email),
+            Field::Email => email,
+            Field::Password => password,
+            _ => return None,
+        })
     }
 
     /// Every dropped row, counted per file and reason (file order, then reason order), with the
@@ -1055,30 +1732,31 @@ impl Built {
 
     /// Human-readable warnings: sections named by their course code, blank usernames (mode
     /// `blank`), selected schools the SIS does not return, a blank Account SKU ID, files above
-    /// Microsoft's row limit. They carry file names and counts only, never personal data.
+    /// Microsoft's row limit; with the full formats also values written as is or left blank
+    /// (grades without a Microsoft code, values outside Microsoft's lists, dates that are not
+    /// dates, links to sessions or courses the export does not have). They carry file names and
+    /// counts only, never personal data.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
 
     fn count(&self, kind: FileKind) -> u64 {
         let n = match kind {
-            FileKind::School | FileKind::Orgs => self.schools.len(),
+            FileKind::School => self.schools.len(),
+            FileKind::Orgs => self.schools.len() + usize::from(self.district.is_some()),
             FileKind::Section | FileKind::ClassesV2 | FileKind::ClassesV21 => self.sections.len(),
             FileKind::Student => self.students.len(),
             FileKind::Teacher => self.teachers.len(),
             FileKind::StudentEnrollment => self.enrollments.len(),
             FileKind::TeacherRoster => self.rosters.len(),
             FileKind::License => self.license.len(),
-            FileKind::UsersV2 | FileKind::UsersV21 => {
-                self.students.len() + self.teacher_groups.len()
-            }
+            FileKind::UsersV2 | FileKind::UsersV21 => return self.user_rows,
             FileKind::Roles => self.students.len() + self.teachers.len(),
             FileKind::Enrollments => self.enrollments.len() + self.rosters.len(),
-            FileKind::AcademicSessions
-            | FileKind::Courses
-            | FileKind::Demographics
-            | FileKind::UserFlags
-            | FileKind::Relationships => 0,
+            FileKind::AcademicSessions => self.sessions.len(),
+            FileKind::Courses => self.courses.len(),
+            FileKind::Relationships => self.relationships.len(),
+            FileKind::Demographics | FileKind::UserFlags => 0,
         };
         n as u64
     }
@@ -1106,6 +1784,16 @@ impl Built {
         row_at(&self.teachers, start)
     }
 
+    /// The first row of a guardian: the source of their `users.csv` row.
+    fn guardian_first_row(&self, group: u32) -> &str {
+        let start = self
+            .guardian_groups
+            .get(group as usize)
+            .copied()
+            .unwrap_or(0);
+        row_at(&self.guardians, start)
+    }
+
     /// A teacher's rows, one per school, sorted by school.
     fn teacher_rows(&self, group: u32) -> impl Iterator<Item = &str> + '_ {
         let g = group as usize;
@@ -1121,6 +1809,7 @@ impl Built {
         match user {
             User::Student(i) => (&self.student_prefix, field(row_at(&self.students, i), ID)),
             User::Teacher(g) => (&self.teacher_prefix, self.teacher_id(g)),
+            User::Guardian(g) => (&self.guardian_prefix, field(self.guardian_first_row(g), ID)),
         }
     }
 
@@ -1131,8 +1820,9 @@ impl Built {
         out.push_str(id);
     }
 
-    /// Orders users by `sourcedId` (prefix + ID), students first on a tie (which only happens
-    /// before the shared-ID check has run).
+    /// Orders users by `sourcedId` (prefix + ID), then student before teacher before guardian
+    /// (a tie is one person with several roles in v2.1; elsewhere the shared-ID check catches
+    /// it).
     fn cmp_users(&self, a: User, b: User) -> Ordering {
         let (pa, ia) = self.user_prefix_id(a);
         let (pb, ib) = self.user_prefix_id(b);
@@ -1151,24 +1841,77 @@ impl Built {
     fn users(&self) -> impl Iterator<Item = User> + '_ {
         let students = (0..self.students.len() as u32).map(User::Student);
         let teachers = (0..self.teacher_groups.len() as u32).map(User::Teacher);
-        merge_by(students, teachers, |a, b| self.cmp_users(*a, *b))
+        let guardians = (0..self.guardian_groups.len() as u32).map(User::Guardian);
+        let cmp = |a: &User, b: &User| self.cmp_users(*a, *b);
+        merge_by(merge_by(students, teachers, cmp), guardians, cmp)
+    }
+
+    /// The users in `sourcedId` order, those sharing one `sourcedId` (one person with several
+    /// roles, v2.1) together: `f` gets each person's users, students first.
+    fn for_each_person(&self, mut f: impl FnMut(&[User]) -> io::Result<()>) -> io::Result<()> {
+        if !self.shared_ids {
+            // Everyone is one user: no need to compare neighbours.
+            for user in self.users() {
+                f(&[user])?;
+            }
+            return Ok(());
+        }
+        let mut person: Vec<User> = Vec::with_capacity(3);
+        for user in self.users() {
+            if let Some(&first) = person.first()
+                && !self.same_sourced_id(first, user)
+            {
+                f(&person)?;
+                person.clear();
+            }
+            person.push(user);
+        }
+        if !person.is_empty() {
+            f(&person)?;
+        }
+        Ok(())
     }
 
     /// Sorted merge puts equal `sourcedId`s next to each other; IDs are unique within each
-    /// table, so two neighbours with one `sourcedId` are a student and a teacher.
-    fn check_shared_ids(&self) -> Result<(), BuildError> {
+    /// table, so neighbours with one `sourcedId` are a student, a teacher and a guardian. v2
+    /// cannot hold one user in several roles: any shared ID is an error. v2.1 holds them as one
+    /// person with several roles when they have one username (the SIS's way of saying they are
+    /// one person); with different usernames they are different people and the ID an error.
+    /// Returns the number of `users.csv` rows (people).
+    fn check_shared_ids(&self) -> Result<u64, BuildError> {
         let mut prev: Option<User> = None;
+        let mut people = 0u64;
         for user in self.users() {
-            if let Some(p) = prev
-                && self.same_sourced_id(p, user)
-            {
-                let mut id = String::new();
-                self.sourced_id(user, &mut id);
-                return Err(BuildError::SharedUserId { id });
+            match prev {
+                Some(p) if self.same_sourced_id(p, user) => {
+                    let one_person = self.format == Format::V2_1
+                        && cmp_usernames(self.user_email(p), self.user_email(user)).is_eq()
+                        && !self.user_email(user).is_empty();
+                    if !one_person {
+                        let mut id = String::new();
+                        self.sourced_id(user, &mut id);
+                        return Err(BuildError::SharedUserId { id });
+                    }
+                }
+                _ => people += 1,
             }
             prev = Some(user);
         }
-        Ok(())
+        Ok(people)
+    }
+
+    /// The username of a user (from their first row).
+    fn user_email(&self, user: User) -> &str {
+        self.username_of(field(self.user_row(user), EMAIL))
+    }
+
+    /// The row a user's `users.csv` values come from.
+    fn user_row(&self, user: User) -> &str {
+        match user {
+            User::Student(i) => row_at(&self.students, i),
+            User::Teacher(g) => self.teacher_first_row(g),
+            User::Guardian(g) => self.guardian_first_row(g),
+        }
     }
 
     fn same_sourced_id(&self, a: User, b: User) -> bool {
@@ -1185,22 +1928,30 @@ impl Built {
         let mut id = String::new();
         let mut orgs = String::new();
         let with_orgs = picks.contains(&Field::SchoolList);
-        for user in self.users() {
+        self.for_each_person(|person| {
+            // One row per person; a person with several roles takes the values of their first
+            // user (the student, then the teacher).
+            let Some(&user) = person.first() else {
+                return Ok(());
+            };
             self.sourced_id(user, &mut id);
-            let (row, role, grade) = match user {
-                User::Student(i) => {
-                    let row = row_at(&self.students, i);
-                    (row, "student", field(row, GRADE))
-                }
-                User::Teacher(g) => (self.teacher_first_row(g), "teacher", ""),
+            let row = self.user_row(user);
+            let (role, grade, entity) = match user {
+                User::Student(_) => ("student", field(row, GRADE), Entity::Students),
+                User::Teacher(_) => ("teacher", "", Entity::Teachers),
+                User::Guardian(_) => ("guardian", "", Entity::Guardians),
             };
             let [_, school, first, last, email, password] = fields(row);
+            // A guardian row holds their phone where users hold a password.
+            let password = match user {
+                User::Guardian(_) => "",
+                _ => password,
+            };
             // Rows of a teacher are sorted by school and unique, so the list is distinct and
             // sorted; the CSV writer quotes it because of the commas.
             orgs.clear();
             if with_orgs {
                 match user {
-                    User::Student(_) => orgs.push_str(school),
                     User::Teacher(g) => {
                         for (n, row) in self.teacher_rows(g).enumerate() {
                             if n > 0 {
@@ -1209,17 +1960,90 @@ impl Built {
                             orgs.push_str(field(row, SCHOOL));
                         }
                     }
+                    _ => orgs.push_str(school),
                 }
             }
-            self.user_cells(first, last, email, password)
-                .set(Field::Id, &id)
-                .set(Field::School, school)
-                .set(Field::SchoolList, &orgs)
-                .set(Field::Role, role)
-                .set(Field::Grade, grade)
-                .emit(picks, out)?;
-        }
-        Ok(())
+            emit(picks, out, |f| match f {
+                Field::Id => &id,
+                Field::School => school,
+                Field::SchoolList => &orgs,
+                Field::Role => role,
+                Field::Grade => grade,
+                Field::Phone => match user {
+                    User::Guardian(_) => field(row, G_PHONE),
+                    _ => self.extra(entity, row, Field::Phone),
+                },
+                f => self
+                    .user_value(f, first, last, email, password)
+                    .unwrap_or(""),
+            })
+        })
+    }
+
+    /// v2.1 `roles.csv`: one row per user × school × role, sorted by (user, school, role);
+    /// `isPrimary` is `true` on the first row of each person (their lowest school ID: a SIS
+    /// has no primary school in the contract) and `false` on the others.
+    fn write_roles<S: RowSink>(&self, picks: &[Field], out: &mut S) -> io::Result<()> {
+        let mut id = String::new();
+        let mut rows: Vec<(&str, &str, &str)> = Vec::with_capacity(4);
+        self.for_each_person(|person| {
+            let Some(&first) = person.first() else {
+                return Ok(());
+            };
+            self.sourced_id(first, &mut id);
+            let role_row = |n: usize, school: &str, role: &str, grade: &str, out: &mut S| {
+                emit(picks, out, |f| match f {
+                    Field::Id => &id,
+                    Field::School => school,
+                    Field::Role => role,
+                    Field::Grade => grade,
+                    Field::IsPrimary => {
+                        if n == 0 {
+                            "true"
+                        } else {
+                            "false"
+                        }
+                    }
+                    _ => "",
+                })
+            };
+            // One user: their rows are in file order already (a teacher's by school).
+            if let [user] = person {
+                match *user {
+                    User::Student(i) => {
+                        let row = row_at(&self.students, i);
+                        role_row(0, field(row, SCHOOL), "student", field(row, GRADE), out)?;
+                    }
+                    User::Teacher(g) => {
+                        for (n, row) in self.teacher_rows(g).enumerate() {
+                            role_row(n, field(row, SCHOOL), "teacher", "", out)?;
+                        }
+                    }
+                    User::Guardian(_) => {}
+                }
+                return Ok(());
+            }
+            rows.clear();
+            for &user in person {
+                match user {
+                    User::Student(i) => {
+                        let row = row_at(&self.students, i);
+                        rows.push((field(row, SCHOOL), "student", field(row, GRADE)));
+                    }
+                    User::Teacher(g) => {
+                        for row in self.teacher_rows(g) {
+                            rows.push((field(row, SCHOOL), "teacher", ""));
+                        }
+                    }
+                    User::Guardian(_) => {}
+                }
+            }
+            rows.sort_unstable();
+            for (n, &(school, role, grade)) in rows.iter().enumerate() {
+                role_row(n, school, role, grade, out)?;
+            }
+            Ok(())
+        })
     }
 
     /// v2/v2.1 `enrollments.csv`: student enrollments and teacher rosters merged in
@@ -1233,11 +2057,13 @@ impl Built {
             a.0.cmp(&b.0).then_with(|| self.cmp_users(a.1, b.1))
         }) {
             self.sourced_id(user, &mut id);
-            Cells::new()
-                .set(Field::Section, self.section_id(section))
-                .set(Field::User, &id)
-                .set(Field::Role, role(user))
-                .emit(picks, out)?;
+            let section = self.section_id(section);
+            emit(picks, out, |f| match f {
+                Field::Section => section,
+                Field::User => &id,
+                Field::Role => role(user),
+                _ => "",
+            })?;
         }
         Ok(())
     }
@@ -1304,9 +2130,135 @@ impl Built {
                 format::V1_LICENSE.name
             ));
         }
+        if self.full_formats {
+            warnings.extend(self.value_warnings());
+        }
 
         warnings.extend(row_limit_warnings(&self.files, &self.rows, SDS_ROW_LIMIT));
         self.warnings = warnings;
+    }
+
+    /// What the full formats wrote as is or left blank, per file, counts only.
+    fn value_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let writes = |kind: FileKind, f: Field| {
+            self.files
+                .iter()
+                .filter(|s| s.kind == kind)
+                .any(|s| s.written_columns().any(|c| c.field == Some(f)))
+        };
+        // Grades: the ones written that are not Microsoft codes (after the grade map).
+        let not_code = |g: &&str| !g.is_empty() && GRADES.find(g).is_none();
+        let mut grades: Vec<(&str, usize)> = Vec::new();
+        let student_file = [
+            (FileKind::Student, Field::Grade),
+            (FileKind::UsersV2, Field::Grade),
+            (FileKind::Roles, Field::Grade),
+        ]
+        .into_iter()
+        .find(|(k, f)| writes(*k, *f))
+        .and_then(|(k, _)| self.files.iter().find(|s| s.kind == k));
+        if let Some(spec) = student_file {
+            let n = self
+                .students
+                .iter()
+                .map(|r| field(r, GRADE))
+                .filter(not_code)
+                .count();
+            grades.push((spec.name, n));
+        }
+        if writes(FileKind::Courses, Field::Grade) {
+            let n = self
+                .courses
+                .iter()
+                .map(|r| field(r, GRADE))
+                .filter(not_code)
+                .count();
+            grades.push((format::V21_COURSES.name, n));
+        }
+        if writes(FileKind::School, Field::GradeLow) || writes(FileKind::School, Field::GradeHigh) {
+            let n = self
+                .schools
+                .iter()
+                .flat_map(|r| {
+                    [
+                        self.extra(Entity::Schools, r, Field::GradeLow),
+                        self.extra(Entity::Schools, r, Field::GradeHigh),
+                    ]
+                })
+                .filter(not_code)
+                .count();
+            grades.push((format::V1_SCHOOL.name, n));
+        }
+        for (file, n) in grades {
+            if n > 0 {
+                out.push(format!(
+                    "{file}: {n} grade value(s) are not Microsoft grade codes (01-12, kg, pk, ...) and [export.grade_map] does not map them; written as they are"
+                ));
+            }
+        }
+        for ((entity, column), n) in &self.values.bad_dates {
+            out.push(format!(
+                "[source.queries] {entity}: {n} value(s) of {column} are not dates (YYYY-MM-DD, a timestamp, YYYYMMDD or M/D/YYYY); written blank"
+            ));
+        }
+        for (list, n) in &self.values.unknown {
+            out.push(format!(
+                "{n} {list} value(s) are not in Microsoft's default list of values; written in lower camelCase (SDS takes them only if your tenant's list was extended)"
+            ));
+        }
+        // Links to sessions and courses this export does not have are left blank.
+        let unlinked = |table: &Table, values: &mut dyn Iterator<Item = &str>| {
+            values
+                .filter(|v| !v.is_empty() && table.find(v).is_none())
+                .count()
+        };
+        if writes(FileKind::ClassesV21, Field::TermId) {
+            let n = unlinked(
+                &self.sessions,
+                &mut self
+                    .sections
+                    .iter()
+                    .map(|r| self.extra(Entity::Sections, r, Field::TermId)),
+            );
+            if n > 0 {
+                out.push(format!(
+                    "{}: {n} class(es) name a term that {} does not have; their sessionSourcedIds is left blank",
+                    format::V21_CLASSES.name,
+                    format::V21_ACADEMIC_SESSIONS.name
+                ));
+            }
+        }
+        if writes(FileKind::ClassesV21, Field::CourseId) {
+            let n = unlinked(
+                &self.courses,
+                &mut self
+                    .sections
+                    .iter()
+                    .map(|r| self.extra(Entity::Sections, r, Field::CourseId)),
+            );
+            if n > 0 {
+                out.push(format!(
+                    "{}: {n} class(es) name a course that {} does not have; their courseSourcedId is left blank",
+                    format::V21_CLASSES.name,
+                    format::V21_COURSES.name
+                ));
+            }
+        }
+        if writes(FileKind::Courses, Field::SchoolYearId) {
+            let n = unlinked(
+                &self.sessions,
+                &mut self.courses.iter().map(|r| field(r, C_SCHOOL_YEAR)),
+            );
+            if n > 0 {
+                out.push(format!(
+                    "{}: {n} course(s) name a school year that {} does not have; their schoolYearSourcedId is left blank",
+                    format::V21_COURSES.name,
+                    format::V21_ACADEMIC_SESSIONS.name
+                ));
+            }
+        }
+        out
     }
 }
 
@@ -1328,6 +2280,25 @@ fn role(user: User) -> &'static str {
     match user {
         User::Student(_) => "student",
         User::Teacher(_) => "teacher",
+        User::Guardian(_) => "guardian",
+    }
+}
+
+/// The Microsoft code `[export.grade_map]` maps a SIS grade to, or the grade as it is.
+fn map_grade<'a>(map: &'a BTreeMap<String, String>, grade: &'a str) -> &'a str {
+    map.get(grade).map_or(grade, String::as_str)
+}
+
+/// The spelling of `value` in Microsoft's list `e` (lower camelCase, whatever the SIS's case
+/// and separators), or, counted, `value` itself in lower camelCase when the list does not have
+/// it (admins can extend SDS's lists, so it is written, with a warning).
+fn canonical<'a>(e: &Enumeration, value: &'a str, counts: &mut ValueCounts) -> Cow<'a, str> {
+    match e.canonical(value) {
+        Some(v) => Cow::Borrowed(v),
+        None => {
+            *counts.unknown.entry(e.name).or_default() += 1;
+            values::lower_camel(value)
+        }
     }
 }
 
@@ -1390,7 +2361,7 @@ fn retain_counted(
 ) {
     rows.retain(|row| match problem(row) {
         Some(reason) => {
-            tally.drop_row(slot, reason, field(row, ID));
+            tally.drop_row(slot, reason, &row_name(slot, row));
             false
         }
         None => true,
@@ -1406,7 +2377,7 @@ fn sort_resolve(rows: &mut Table, key_fields: usize, tally: &mut Tally, slot: Sl
         } else {
             DropReason::Duplicate
         };
-        tally.drop_row(slot, reason, field(row, ID));
+        tally.drop_row(slot, reason, &row_name(slot, row));
     });
 }
 
@@ -1416,10 +2387,13 @@ fn sort_resolve(rows: &mut Table, key_fields: usize, tally: &mut Tally, slot: Sl
 /// such a teacher goes as `conflicting_duplicate`, and its roster rows follow as `unknown_user`.
 /// The table is sorted by ID.
 fn drop_conflicting_teachers(teachers: &mut Table, tally: &mut Tally) {
-    // Teacher layout: id, school, first, last, email, password.
-    fn person(row: &str) -> [&str; 5] {
-        let [id, _school, first, last, email, password] = fields::<6>(row);
-        [id, first, last, email, password]
+    // Teacher layout: id, school, first, last, email, password (with `optional_columns`, the
+    // optional teacher columns after them): every field but the school is the person.
+    fn person(row: &str) -> impl Iterator<Item = &str> {
+        row.split(table::SEP)
+            .enumerate()
+            .filter(|(i, _)| *i != SCHOOL)
+            .map(|(_, f)| f)
     }
     let starts = group_starts(teachers);
     let mut conflicted = vec![false; teachers.len()];
@@ -1428,8 +2402,8 @@ fn drop_conflicting_teachers(teachers: &mut Table, tally: &mut Tally) {
             start as usize,
             starts.get(g + 1).map_or(teachers.len(), |&s| s as usize),
         );
-        let first = person(teachers.get(start));
-        if (start + 1..end).any(|i| person(teachers.get(i)) != first)
+        let first = teachers.get(start);
+        if (start + 1..end).any(|i| !person(teachers.get(i)).eq(person(first)))
             && let Some(rows) = conflicted.get_mut(start..end)
         {
             rows.fill(true);
@@ -1447,6 +2421,17 @@ fn drop_conflicting_teachers(teachers: &mut Table, tally: &mut Tally) {
             true
         }
     });
+}
+
+/// The ID a dropped packed row is named by: its own ID, or `guardian/student` for a guardian's
+/// link to a student.
+fn row_name(slot: Slot, row: &str) -> Cow<'_, str> {
+    match slot {
+        Slot::Guardian | Slot::Relationship => {
+            Cow::Owned(format!("{}/{}", field(row, ID), field(row, G_STUDENT)))
+        }
+        _ => Cow::Borrowed(field(row, ID)),
+    }
 }
 
 /// Start index of each run of rows sharing the first field.

@@ -391,6 +391,7 @@ mod tests {
             need: Need::Required,
             values: Values::Text,
             field: Some(Field::Id),
+            optional: None,
         }
     }
     const KEYED: FileSpec = FileSpec {

@@ -5,12 +5,18 @@
 //! values, and whether the file must be in a set. The builder, the CSV renderer, the diff, the
 //! guard and the validator all read these tables; nothing else spells a file or column name.
 //!
-//! Adding a written column is one edit: give its [`Column`] a [`Field`] (the builder already
-//! renders every field of its records; a field it does not know yet needs its value added to
-//! `build.rs`). Adding a file or a format is a new [`FileSpec`] in the format's table.
+//! A column sds-sync always writes has a [`Column::field`]; a documented optional column it can
+//! write has a [`Column::optional`] field instead, switched on per export by the builder
+//! (`[export] optional_columns`, an optional query, `[export.district]`): [`FileSpec::variant`]
+//! gives the spec of a file with the optional columns of an export switched on, so that every
+//! reader of a written file (diff, guard, publish gate) sees its exact header. Adding a written
+//! column is one edit here plus its value in `build.rs`. Adding a file or a format is a new
+//! [`FileSpec`] in the format's table.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Mutex, OnceLock};
 
 /// Microsoft's per-file row limit for SDS CSV uploads (classic 500,000, later 2,000,000): a file
 /// above it gets a warning.
@@ -46,12 +52,25 @@ impl Format {
         }
     }
 
-    /// The files sds-sync writes in this format, in write order. `License.csv` is included for
-    /// v1 when `license_file` is set; other formats have no licence file.
+    /// The files sds-sync writes in this format by default, in write order. `License.csv` is
+    /// included for v1 when `license_file` is set; other formats have no licence file. The
+    /// optional files of v2.1 are not ([`Format::files_with`]).
     pub fn files(self, license_file: bool) -> Vec<&'static FileSpec> {
+        self.files_with(license_file, &[])
+    }
+
+    /// [`Format::files`] plus the optional files of `optional` (those sds-sync writes).
+    pub fn files_with(self, license_file: bool, optional: &[FileKind]) -> Vec<&'static FileSpec> {
         self.table()
             .iter()
-            .filter(|f| f.written && (!f.license || license_file))
+            .filter(|f| {
+                f.written
+                    && if f.license {
+                        license_file
+                    } else {
+                        f.presence != Presence::Optional || optional.contains(&f.kind)
+                    }
+            })
             .collect()
     }
 
@@ -262,6 +281,51 @@ pub const SESSION_TYPES: Enumeration = Enumeration {
     values: &["schoolYear", "semester", "term", "gradingPeriod"],
 };
 
+/// `relationshipRole` of `relationships.csv`: what the related user is to the student
+/// (Microsoft's v2.1 sample uses `guardian` and `relative`; the list is the guardian roles SDS
+/// documents).
+pub const RELATIONSHIP_ROLES: Enumeration = Enumeration {
+    name: "relationship role",
+    values: &[
+        "parent",
+        "guardian",
+        "relative",
+        "aide",
+        "doctor",
+        "child",
+        "administrator",
+        "other",
+    ],
+};
+
+/// Microsoft's grade codes (Learn: "Default list of values", grade levels); a SIS grade that is
+/// not one needs `[export.grade_map]`.
+pub const GRADES: Enumeration = Enumeration {
+    name: "grade",
+    values: &[
+        "it", "pr", "pk", "tk", "kg", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10",
+        "11", "12", "13", "ps", "ps1", "ps2", "ps3", "ug", "other",
+    ],
+};
+
+impl Enumeration {
+    /// The default value `value` spells, ignoring case and the separators SIS values tend to
+    /// carry (`Grading Period`, `school_year`, `GRADING-PERIOD` are all `gradingPeriod`).
+    pub fn canonical(&self, value: &str) -> Option<&'static str> {
+        let squeeze = |s: &str| -> String {
+            s.chars()
+                .filter(|c| !matches!(c, ' ' | '_' | '-'))
+                .flat_map(char::to_lowercase)
+                .collect()
+        };
+        let wanted = squeeze(value);
+        self.values
+            .iter()
+            .copied()
+            .find(|v| v.to_lowercase() == wanted)
+    }
+}
+
 /// What a column holds beyond text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Values {
@@ -276,7 +340,7 @@ pub enum Values {
 /// the fields its file kind knows; the table picks them by column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
-    /// The row's own ID: school, section, user (prefixed in v2/v2.1).
+    /// The row's own ID: school, section, user (prefixed in v2/v2.1), session, course.
     Id,
     /// The school (org) the row belongs to.
     School,
@@ -284,9 +348,10 @@ pub enum Field {
     SchoolList,
     /// School name.
     Name,
-    /// The org type (always `school`).
+    /// The org type (`school`, or `district` for the district org).
     OrgType,
-    /// Section name: the course description, else the course code.
+    /// Section name: the course description, else the course code. Also a session's and a
+    /// course's title.
     Title,
     FirstName,
     LastName,
@@ -295,17 +360,72 @@ pub enum Field {
     Password,
     /// `student` or `teacher`.
     Role,
+    /// A student's (or a course's) grade, mapped by `[export.grade_map]`.
     Grade,
     /// The section an enrollment or roster row is about.
     Section,
-    /// The user an enrollment or roster row is about.
+    /// The user an enrollment, roster or relationship row is about.
     User,
     /// License.csv: first name + " " + last name.
     DisplayName,
-    /// The student's e-mail address.
+    /// The user's e-mail address as the SIS has it.
     Email,
     /// The configured Account SKU ID.
     SkuId,
+    /// The district org of `[export.district]` (an org's `parentSourcedId`).
+    Parent,
+    SchoolNumber,
+    NcesId,
+    StateId,
+    GradeLow,
+    GradeHigh,
+    PrincipalId,
+    PrincipalName,
+    PrincipalEmail,
+    Address,
+    City,
+    State,
+    Country,
+    Zip,
+    Phone,
+    SectionNumber,
+    /// A section's term: v1 `Term SIS ID`, v2.1 `sessionSourcedIds`.
+    TermId,
+    TermName,
+    TermStart,
+    TermEnd,
+    /// A section's course: v1 `Course SIS ID`, v2.1 `courseSourcedId`.
+    CourseId,
+    CourseName,
+    CourseNumber,
+    /// The course description as the SIS has it (v1 `Course Description`).
+    CourseDescription,
+    CourseSubject,
+    Periods,
+    Status,
+    MiddleName,
+    StudentNumber,
+    BirthDate,
+    GraduationYear,
+    SecondaryEmail,
+    TeacherNumber,
+    /// A teacher's job title (v1 Teacher `Title`).
+    JobTitle,
+    Qualification,
+    /// v2.1 roles: `true` on exactly one role row of each user.
+    IsPrimary,
+    /// An academic session's type, school year and dates.
+    SessionType,
+    SchoolYear,
+    StartDate,
+    EndDate,
+    /// A course's code, school year (a session) and subject.
+    Code,
+    SchoolYearId,
+    Subject,
+    /// The guardian a relationship row names, and what they are to the student.
+    RelatedUser,
+    RelationshipRole,
 }
 
 /// One column of a file.
@@ -316,6 +436,16 @@ pub struct Column {
     pub values: Values,
     /// `Some` when sds-sync writes this column, with the value it writes.
     pub field: Option<Field>,
+    /// For a documented optional column sds-sync can write when an export switches it on: the
+    /// value it then writes ([`FileSpec::variant`] moves it to `field`).
+    pub optional: Option<Field>,
+}
+
+impl Column {
+    /// sds-sync writes this column always, or when an export switches it on.
+    pub fn writable(&self) -> bool {
+        self.field.is_some() || self.optional.is_some()
+    }
 }
 
 impl Column {
@@ -397,6 +527,64 @@ impl FileSpec {
     pub fn entity_index(&self) -> Option<usize> {
         let name = self.entity_column?;
         self.written_columns().position(|c| c.name == name)
+    }
+
+    /// This file with the optional columns whose bit is set in `switched_on` (bit `i` is
+    /// `columns[i]`) written too: their [`Column::optional`] field becomes their
+    /// [`Column::field`]. Bits of columns sds-sync cannot write are ignored; no bit set gives
+    /// this very spec. The specs live for the whole process: one per file and set of columns
+    /// ever used, a handful.
+    pub fn variant(&'static self, switched_on: u64) -> &'static FileSpec {
+        let mask = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| c.field.is_none() && c.optional.is_some() && switched_on >> i & 1 == 1)
+            .fold(0u64, |m, (i, _)| m | 1 << i);
+        if mask == 0 {
+            return self;
+        }
+        type Variants = Mutex<HashMap<(&'static str, FileKind, u64), &'static FileSpec>>;
+        static VARIANTS: OnceLock<Variants> = OnceLock::new();
+        let variants = VARIANTS.get_or_init(Default::default);
+        // A poisoned lock only means another thread panicked while inserting: the map itself
+        // is still a map of complete entries.
+        let mut map = variants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry((self.name, self.kind, mask)).or_insert_with(|| {
+            let columns: Vec<Column> = self
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if mask >> i & 1 == 1 {
+                        Column {
+                            field: c.optional,
+                            ..*c
+                        }
+                    } else {
+                        *c
+                    }
+                })
+                .collect();
+            Box::leak(Box::new(FileSpec {
+                columns: Box::leak(columns.into_boxed_slice()),
+                ..*self
+            }))
+        })
+    }
+
+    /// Whether `names` is a header sds-sync writes for this file: the columns it always writes
+    /// and any of the optional ones it can write, in Microsoft's order (what `--strict` holds
+    /// a file to).
+    pub fn is_written_header(&self, names: &[&str]) -> bool {
+        let mut expected = self
+            .columns
+            .iter()
+            .filter(|c| c.field.is_some() || (c.optional.is_some() && names.contains(&c.name)))
+            .map(|c| c.name);
+        names.iter().all(|n| expected.next() == Some(*n)) && expected.next().is_none()
     }
 }
 
@@ -531,6 +719,14 @@ const fn column(name: &'static str, need: Need, field: Option<Field>) -> Column 
         need,
         values: Values::Text,
         field,
+        optional: None,
+    }
+}
+/// An optional column sds-sync writes when an export switches it on.
+const fn opt_on(name: &'static str, field: Field) -> Column {
+    Column {
+        optional: Some(field),
+        ..column(name, Need::Optional, None)
     }
 }
 /// A required column sds-sync writes.
@@ -592,20 +788,20 @@ pub const V1_SCHOOL: FileSpec = FileSpec {
     columns: &[
         req(v1::SIS_ID, Field::Id),
         req(v1::NAME, Field::Name),
-        opt(v1::SCHOOL_NUMBER),
-        opt(v1::SCHOOL_NCES_ID),
-        opt(v1::STATE_ID),
-        opt(v1::GRADE_LOW),
-        opt(v1::GRADE_HIGH),
-        opt(v1::PRINCIPAL_SIS_ID),
-        opt(v1::PRINCIPAL_NAME),
-        opt(v1::PRINCIPAL_SECONDARY_EMAIL),
-        opt(v1::ADDRESS),
-        opt(v1::CITY),
-        opt(v1::STATE),
-        opt(v1::COUNTRY),
-        opt(v1::ZIP),
-        opt(v1::PHONE),
+        opt_on(v1::SCHOOL_NUMBER, Field::SchoolNumber),
+        opt_on(v1::SCHOOL_NCES_ID, Field::NcesId),
+        opt_on(v1::STATE_ID, Field::StateId),
+        opt_on(v1::GRADE_LOW, Field::GradeLow),
+        opt_on(v1::GRADE_HIGH, Field::GradeHigh),
+        opt_on(v1::PRINCIPAL_SIS_ID, Field::PrincipalId),
+        opt_on(v1::PRINCIPAL_NAME, Field::PrincipalName),
+        opt_on(v1::PRINCIPAL_SECONDARY_EMAIL, Field::PrincipalEmail),
+        opt_on(v1::ADDRESS, Field::Address),
+        opt_on(v1::CITY, Field::City),
+        opt_on(v1::STATE, Field::State),
+        opt_on(v1::COUNTRY, Field::Country),
+        opt_on(v1::ZIP, Field::Zip),
+        opt_on(v1::PHONE, Field::Phone),
         opt(v1::ZONE),
     ],
     key: &[v1::SIS_ID],
@@ -621,17 +817,17 @@ pub const V1_SECTION: FileSpec = FileSpec {
         req(v1::SIS_ID, Field::Id),
         req(v1::SCHOOL_SIS_ID, Field::School),
         req(v1::SECTION_NAME, Field::Title),
-        opt(v1::SECTION_NUMBER),
-        opt(v1::TERM_SIS_ID),
-        opt(v1::TERM_NAME),
-        opt(v1::TERM_START_DATE),
-        opt(v1::TERM_END_DATE),
-        opt(v1::COURSE_SIS_ID),
-        opt(v1::COURSE_NAME),
-        opt(v1::COURSE_NUMBER),
-        opt(v1::COURSE_DESCRIPTION),
-        opt(v1::COURSE_SUBJECT),
-        opt(v1::PERIODS),
+        opt_on(v1::SECTION_NUMBER, Field::SectionNumber),
+        opt_on(v1::TERM_SIS_ID, Field::TermId),
+        opt_on(v1::TERM_NAME, Field::TermName),
+        opt_on(v1::TERM_START_DATE, Field::TermStart),
+        opt_on(v1::TERM_END_DATE, Field::TermEnd),
+        opt_on(v1::COURSE_SIS_ID, Field::CourseId),
+        opt_on(v1::COURSE_NAME, Field::CourseName),
+        opt_on(v1::COURSE_NUMBER, Field::CourseNumber),
+        opt_on(v1::COURSE_DESCRIPTION, Field::CourseDescription),
+        opt_on(v1::COURSE_SUBJECT, Field::CourseSubject),
+        opt_on(v1::PERIODS, Field::Periods),
         opt(v1::STATUS),
     ],
     presence: Presence::Together,
@@ -663,14 +859,14 @@ pub const V1_STUDENT: FileSpec = FileSpec {
         V1_USER[3],
         V1_USER[4],
         V1_USER[5],
-        opt(v1::STATE_ID),
-        opt(v1::SECONDARY_EMAIL),
-        opt(v1::STUDENT_NUMBER),
-        opt(v1::MIDDLE_NAME),
-        opt(v1::GRADE),
-        opt(v1::STATUS),
-        opt(v1::BIRTHDATE),
-        opt(v1::GRADUATION_YEAR),
+        opt_on(v1::STATE_ID, Field::StateId),
+        opt_on(v1::SECONDARY_EMAIL, Field::SecondaryEmail),
+        opt_on(v1::STUDENT_NUMBER, Field::StudentNumber),
+        opt_on(v1::MIDDLE_NAME, Field::MiddleName),
+        opt_on(v1::GRADE, Field::Grade),
+        opt_on(v1::STATUS, Field::Status),
+        opt_on(v1::BIRTHDATE, Field::BirthDate),
+        opt_on(v1::GRADUATION_YEAR, Field::GraduationYear),
     ],
     // sds-sync writes one row per student (the source contract has one school per student);
     // SDS itself keys user rows by (SIS ID, School SIS ID).
@@ -696,13 +892,13 @@ pub const V1_TEACHER: FileSpec = FileSpec {
         V1_USER[3],
         V1_USER[4],
         V1_USER[5],
-        opt(v1::STATE_ID),
-        opt(v1::TEACHER_NUMBER),
-        opt(v1::STATUS),
-        opt(v1::MIDDLE_NAME),
-        opt(v1::SECONDARY_EMAIL),
-        opt(v1::TITLE),
-        opt(v1::QUALIFICATION),
+        opt_on(v1::STATE_ID, Field::StateId),
+        opt_on(v1::TEACHER_NUMBER, Field::TeacherNumber),
+        opt_on(v1::STATUS, Field::Status),
+        opt_on(v1::MIDDLE_NAME, Field::MiddleName),
+        opt_on(v1::SECONDARY_EMAIL, Field::SecondaryEmail),
+        opt_on(v1::TITLE, Field::JobTitle),
+        opt_on(v1::QUALIFICATION, Field::Qualification),
     ],
     key: &[v1::SIS_ID, v1::SCHOOL_SIS_ID],
     unique: &[v1::SIS_ID, v1::SCHOOL_SIS_ID],
@@ -776,7 +972,7 @@ pub const V2_ORGS: FileSpec = FileSpec {
         req(r::SOURCED_ID, Field::Id),
         req(r::NAME, Field::Name),
         enumerated(req(r::TYPE, Field::OrgType), &ORG_TYPES),
-        opt(r::PARENT_SOURCED_ID),
+        opt_on(r::PARENT_SOURCED_ID, Field::Parent),
     ],
     key: &[r::SOURCED_ID],
     unique: &[r::SOURCED_ID],
@@ -862,8 +1058,8 @@ pub const V21_USERS: FileSpec = FileSpec {
         column(r::FAMILY_NAME, Need::Header, Some(Field::LastName)),
         secret(opt_w(r::PASSWORD, Field::Password)),
         opt(r::ACTIVE_DIRECTORY_MATCH_ID),
-        opt(r::EMAIL),
-        opt(r::PHONE),
+        opt_on(r::EMAIL, Field::Email),
+        opt_on(r::PHONE, Field::Phone),
         opt(r::SMS),
     ],
     key: &[r::SOURCED_ID],
@@ -884,8 +1080,8 @@ pub const V21_ROLES: FileSpec = FileSpec {
         req(r::ORG_SOURCED_ID, Field::School),
         enumerated(req(r::ROLE, Field::Role), &ROLES),
         opt(r::SESSION_SOURCED_ID),
-        opt(r::GRADE),
-        opt(r::IS_PRIMARY),
+        opt_on(r::GRADE, Field::Grade),
+        opt_on(r::IS_PRIMARY, Field::IsPrimary),
         opt(r::ROLE_START_DATE),
         opt(r::ROLE_END_DATE),
     ],
@@ -906,8 +1102,8 @@ pub const V21_CLASSES: FileSpec = FileSpec {
         req(r::SOURCED_ID, Field::Id),
         req(r::ORG_SOURCED_ID, Field::School),
         req(r::TITLE, Field::Title),
-        opt(r::SESSION_SOURCED_IDS),
-        opt(r::COURSE_SOURCED_ID),
+        opt_on(r::SESSION_SOURCED_IDS, Field::TermId),
+        opt_on(r::COURSE_SOURCED_ID, Field::CourseId),
     ],
     references: &[
         reference(r::ORG_SOURCED_ID, name::ORGS),
@@ -921,10 +1117,11 @@ pub const V21_CLASSES: FileSpec = FileSpec {
     ..V2_CLASSES
 };
 
-/// The optional v2.1 files: described so that `validate` accepts them; not written yet.
+/// The optional v2.1 files. sds-sync writes academic sessions, courses and relationships (each
+/// from an optional query); demographics and user flags are described so that `validate`
+/// accepts them.
 const OPTIONAL: FileSpec = FileSpec {
     presence: Presence::Optional,
-    written: false,
     ..BASE
 };
 
@@ -932,12 +1129,12 @@ pub const V21_ACADEMIC_SESSIONS: FileSpec = FileSpec {
     kind: FileKind::AcademicSessions,
     name: name::ACADEMIC_SESSIONS,
     columns: &[
-        column(r::SOURCED_ID, Need::Required, None),
-        column(r::TITLE, Need::Required, None),
-        enumerated(column(r::TYPE, Need::Required, None), &SESSION_TYPES),
-        opt(r::SCHOOL_YEAR),
-        opt(r::START_DATE),
-        opt(r::END_DATE),
+        req(r::SOURCED_ID, Field::Id),
+        req(r::TITLE, Field::Title),
+        enumerated(req(r::TYPE, Field::SessionType), &SESSION_TYPES),
+        opt_w(r::SCHOOL_YEAR, Field::SchoolYear),
+        opt_w(r::START_DATE, Field::StartDate),
+        opt_w(r::END_DATE, Field::EndDate),
     ],
     key: &[r::SOURCED_ID],
     unique: &[r::SOURCED_ID],
@@ -949,13 +1146,13 @@ pub const V21_COURSES: FileSpec = FileSpec {
     kind: FileKind::Courses,
     name: name::COURSES,
     columns: &[
-        column(r::SOURCED_ID, Need::Required, None),
-        column(r::ORG_SOURCED_ID, Need::Required, None),
-        column(r::TITLE, Need::Required, None),
-        opt(r::CODE),
-        opt(r::SCHOOL_YEAR_SOURCED_ID),
-        opt(r::SUBJECT),
-        opt(r::GRADE),
+        req(r::SOURCED_ID, Field::Id),
+        req(r::ORG_SOURCED_ID, Field::School),
+        req(r::TITLE, Field::Title),
+        opt_on(r::CODE, Field::Code),
+        opt_on(r::SCHOOL_YEAR_SOURCED_ID, Field::SchoolYearId),
+        opt_on(r::SUBJECT, Field::Subject),
+        opt_on(r::GRADE, Field::Grade),
     ],
     key: &[r::SOURCED_ID],
     unique: &[r::SOURCED_ID],
@@ -983,6 +1180,7 @@ pub const V21_DEMOGRAPHICS: FileSpec = FileSpec {
     key: &[r::USER_SOURCED_ID],
     unique: &[r::USER_SOURCED_ID],
     references: &[reference(r::USER_SOURCED_ID, name::USERS)],
+    written: false,
     ..OPTIONAL
 };
 
@@ -996,6 +1194,7 @@ pub const V21_USER_FLAGS: FileSpec = FileSpec {
     key: &[r::USER_SOURCED_ID, r::FLAG],
     unique: &[r::USER_SOURCED_ID, r::FLAG],
     references: &[reference(r::USER_SOURCED_ID, name::USERS)],
+    written: false,
     ..OPTIONAL
 };
 
@@ -1003,9 +1202,12 @@ pub const V21_RELATIONSHIPS: FileSpec = FileSpec {
     kind: FileKind::Relationships,
     name: name::RELATIONSHIPS,
     columns: &[
-        column(r::USER_SOURCED_ID, Need::Required, None),
-        column(r::RELATIONSHIP_USER_SOURCED_ID, Need::Required, None),
-        column(r::RELATIONSHIP_ROLE, Need::Required, None),
+        req(r::USER_SOURCED_ID, Field::User),
+        req(r::RELATIONSHIP_USER_SOURCED_ID, Field::RelatedUser),
+        enumerated(
+            req(r::RELATIONSHIP_ROLE, Field::RelationshipRole),
+            &RELATIONSHIP_ROLES,
+        ),
     ],
     key: &[r::USER_SOURCED_ID, r::RELATIONSHIP_USER_SOURCED_ID],
     unique: &[r::USER_SOURCED_ID, r::RELATIONSHIP_USER_SOURCED_ID],

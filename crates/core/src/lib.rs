@@ -17,7 +17,7 @@ pub mod options;
 pub use build::{BuildError, Builder, Built, DropReason, Dropped};
 pub use contract::{ContractColumn, Entity};
 pub use format::{FileSpec, Format};
-pub use options::{ExportOptions, UsernameRule};
+pub use options::{District, ExportOptions, UsernameRule};
 pub mod diff;
 pub mod guard;
 pub mod validate;
