@@ -274,6 +274,9 @@ pub struct SetCheck {
     /// v2.1 `users.csv`: user → line, for the lines of the "no role" rule (not strict: the gate
     /// keeps no line per user).
     user_lines: HashMap<u64, u64>,
+    /// v2.1 `users.csv` users without givenName, familyName or email (hashed, sorted): none
+    /// of them may be someone's guardian in relationships.csv.
+    no_contact: Vec<u64>,
     usernames: Vec<Usernames>,
     /// v1 `Student.csv` when the set has `License.csv`: (hash of display name and username, with
     /// the lowest bit set when the username is a full address; line), sorted.
@@ -318,6 +321,7 @@ impl SetCheck {
             present: Vec::new(),
             ids: HashMap::new(),
             user_lines: HashMap::new(),
+            no_contact: Vec::new(),
             usernames: Vec::new(),
             students: Vec::new(),
             license_used: Vec::new(),
@@ -481,6 +485,7 @@ impl SetCheck {
             findings,
             ids,
             user_lines,
+            no_contact,
             usernames,
             students,
             license_used,
@@ -497,6 +502,9 @@ impl SetCheck {
         }
         if let Some(lines) = user_lines {
             self.user_lines = lines;
+        }
+        if let Some(users) = no_contact {
+            self.no_contact = users;
         }
         if let Some(u) = usernames {
             self.usernames.push(u);
@@ -638,6 +646,7 @@ pub struct FileDone {
     findings: Vec<Violation>,
     ids: Option<IdSet>,
     user_lines: Option<HashMap<u64, u64>>,
+    no_contact: Option<Vec<u64>>,
     usernames: Option<Usernames>,
     students: Option<Vec<(u64, u32)>>,
     license_used: Option<Vec<bool>>,
@@ -675,6 +684,9 @@ pub struct FileCheck<'a> {
     broken: bool,
     ids: Option<IdSet>,
     user_lines: Option<HashMap<u64, u64>>,
+    /// v2.1 users.csv, when the set has relationships.csv: users without the contact data SDS
+    /// needs of a guardian.
+    no_contact: Option<Vec<u64>>,
     /// Unique values seen (when they cannot be checked between neighbours): hash → line.
     seen: HashMap<u64, u64>,
     prev_key: Vec<String>,
@@ -710,6 +722,7 @@ impl<'a> FileCheck<'a> {
             broken: false,
             ids: None,
             user_lines: None,
+            no_contact: None,
             seen: HashMap::new(),
             prev_key: Vec::new(),
             have_prev: false,
@@ -950,21 +963,32 @@ impl<'a> FileCheck<'a> {
     fn header_at(&mut self, names: &[&str], line: u64) {
         let spec = self.spec;
         self.line = line;
-        if self.strict {
-            let canonical = spec.header();
-            if names != canonical.as_slice() {
-                self.at(
-                    Severity::Error,
-                    "header",
-                    line,
-                    None,
-                    format!(
-                        "header is {:?}; sds-sync writes exactly {:?}",
-                        names.join(","),
-                        canonical.join(",")
-                    ),
-                );
-            }
+        // sds-sync writes the columns it always writes plus the optional ones an export
+        // switches on, in Microsoft's order: any such header is canonical.
+        if self.strict && !spec.is_written_header(names) {
+            let always = spec.header();
+            let optional: Vec<&str> = spec
+                .columns
+                .iter()
+                .filter(|c| c.field.is_none() && c.optional.is_some())
+                .map(|c| c.name)
+                .collect();
+            let also = if optional.is_empty() {
+                String::new()
+            } else {
+                format!(", then any of {:?} in that order", optional.join(","))
+            };
+            self.at(
+                Severity::Error,
+                "header",
+                line,
+                None,
+                format!(
+                    "header is {:?}; sds-sync writes exactly {:?}{also}",
+                    names.join(","),
+                    always.join(",")
+                ),
+            );
         }
         let mut columns: Vec<(usize, &'static Column)> = Vec::new();
         for (i, name) in names.iter().enumerate() {
@@ -1059,6 +1083,9 @@ impl<'a> FileCheck<'a> {
         self.ids = id.is_some().then(IdSet::default);
         if spec.kind == FileKind::UsersV21 && !self.strict {
             self.user_lines = Some(HashMap::new());
+        }
+        if spec.kind == FileKind::UsersV21 && self.set.is_present(format::name::RELATIONSHIPS) {
+            self.no_contact = Some(Vec::new());
         }
         self.last_refs = spec.references.iter().map(|_| LastRef::default()).collect();
         if spec.kind == FileKind::License {
@@ -1199,6 +1226,15 @@ impl<'a> FileCheck<'a> {
                 }
                 if let Some(lines) = &mut self.user_lines {
                     lines.entry(h & !FLAGS).or_insert(line);
+                }
+                if let Some(users) = &mut self.no_contact {
+                    use format::col::roster as r;
+                    let blank = [r::GIVEN_NAME, r::FAMILY_NAME, r::EMAIL]
+                        .into_iter()
+                        .any(|c| l.pos(c).is_none_or(|p| get(p).is_empty()));
+                    if blank {
+                        users.push(h & !FLAGS);
+                    }
                 }
             }
         }
@@ -1481,6 +1517,29 @@ impl<'a> FileCheck<'a> {
             }
             (_, FileKind::Enrollments) => self.check_enrollment_role(l, line, fields),
             (_, FileKind::Relationships) => {
+                // Learn: familyName, givenName and email are required for users that have
+                // guardian roles in relationships.csv.
+                if let Some(p) = l.pos(format::col::roster::RELATIONSHIP_USER_SOURCED_ID)
+                    && !get(p).is_empty()
+                    && !self.set.no_contact.is_empty()
+                    && self
+                        .set
+                        .no_contact
+                        .binary_search(&(self.hash_one(get(p)) & !FLAGS))
+                        .is_ok()
+                {
+                    self.at(
+                        Severity::Error,
+                        "guardian_contact",
+                        line,
+                        Some(format::col::roster::RELATIONSHIP_USER_SOURCED_ID),
+                        format!(
+                            "{:?} has no givenName, familyName or email in {}; SDS needs all three for a guardian",
+                            get(p),
+                            format::name::USERS
+                        ),
+                    );
+                }
                 for name in [
                     format::col::roster::USER_SOURCED_ID,
                     format::col::roster::RELATIONSHIP_USER_SOURCED_ID,
@@ -1719,6 +1778,11 @@ impl<'a> FileCheck<'a> {
             findings: self.sink.finish(),
             ids: if self.broken { None } else { own },
             user_lines: self.user_lines,
+            no_contact: self.no_contact.map(|mut users| {
+                users.sort_unstable();
+                users.dedup();
+                users
+            }),
             usernames,
             students,
             license_used,

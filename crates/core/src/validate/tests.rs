@@ -664,7 +664,7 @@ fn ids_unique_and_usernames_unique_ignoring_case() {
         &with(
             &set(V21_FULL),
             "users.csv",
-            "sourcedId,username,givenName,familyName\n44001,ada@x.example,A,N\n44002,p@x.example,R,N\n44003,ADA@X.example,B,O\n44004,d@x.example,D,W\n44005,e@x.example,E,B\n",
+            "sourcedId,username,givenName,familyName,email\n44001,ada@x.example,A,N,\n44002,p@x.example,R,N,p@x.example\n44003,ADA@X.example,B,O,\n44004,d@x.example,D,W,\n44005,e@x.example,E,B,\n",
         ),
         false,
     );
@@ -815,7 +815,7 @@ fn roles_and_users_of_v2_and_v21() {
         &with(
             &set(V21_FULL),
             "users.csv",
-            "sourcedId,username,givenName,familyName\n44001,ada,A,N\n44002,p@x.example,R,N\n44003,b@x.example,B,O\n44004,d@x.example,D,W\n44005,e@x.example,E,B\n44006,lost@x.example,L,O\n",
+            "sourcedId,username,givenName,familyName,email\n44001,ada,A,N,\n44002,p@x.example,R,N,p@x.example\n44003,b@x.example,B,O,\n44004,d@x.example,D,W,\n44005,e@x.example,E,B,\n44006,lost@x.example,L,O,\n",
         ),
         false,
     );
@@ -825,6 +825,51 @@ fn roles_and_users_of_v2_and_v21() {
             e("users.csv", Some(7), "no_role"),
             e("users.csv", Some(2), "username"),
         ]
+    );
+}
+
+/// Learn: givenName, familyName and email are required for users that have guardian roles in
+/// relationships.csv (other users need no email).
+#[test]
+fn guardians_need_names_and_an_email() {
+    // The guardian 44002 without an email; the students without one are fine.
+    let users = "sourcedId,username,givenName,familyName,email\n44001,ada@x.example,Ada,N,\n\
+                 44002,p@x.example,Ruth,N,\n44003,b@x.example,Ben,O,\n44004,d@x.example,Dana,W,\n\
+                 44005,e@x.example,Eli,B,\n";
+    let got = errs(
+        Format::V2_1,
+        &with(&set(V21_FULL), "users.csv", users),
+        true,
+    );
+    assert!(
+        got.contains(&e("relationships.csv", Some(2), "guardian_contact")),
+        "{got:?}"
+    );
+    // No email column at all: the same.
+    let users = "sourcedId,username,givenName,familyName\n44001,ada@x.example,Ada,N\n\
+                 44002,p@x.example,Ruth,N\n44003,b@x.example,Ben,O\n44004,d@x.example,Dana,W\n\
+                 44005,e@x.example,Eli,B\n";
+    let got = errs(
+        Format::V2_1,
+        &with(&set(V21_FULL), "users.csv", users),
+        false,
+    );
+    assert_eq!(got, [e("relationships.csv", Some(2), "guardian_contact")]);
+    // A blank family name too; with all three the set is clean (Microsoft's own shape).
+    let users = "sourcedId,username,givenName,familyName,email\n44001,ada@x.example,Ada,N,\n\
+                 44002,p@x.example,Ruth,,p@x.example\n44003,b@x.example,Ben,O,\n\
+                 44004,d@x.example,Dana,W,\n44005,e@x.example,Eli,B,\n";
+    let got = errs(
+        Format::V2_1,
+        &with(&set(V21_FULL), "users.csv", users),
+        false,
+    );
+    assert_eq!(got, [e("relationships.csv", Some(2), "guardian_contact")]);
+    assert_clean(
+        Format::V2_1,
+        &set(V21_FULL),
+        false,
+        "Microsoft's v2.1 shape",
     );
 }
 
@@ -1249,6 +1294,7 @@ mod builder_property {
                 account_sku_id: "x:SKU".into(),
                 student_id_prefix: rng.pick(&prefixes).into(),
                 teacher_id_prefix: rng.pick(&prefixes).into(),
+                ..ExportOptions::default()
             };
             let Some(built) = build(&mut rng, &opts) else {
                 continue;
