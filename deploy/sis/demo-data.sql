@@ -244,3 +244,153 @@ INSERT INTO section_enrollments (student_number, school_code, course_code, secti
 ('007003', '003', 'GR4', '01', '2025-08-25', FALSE),
 ('007004', '003', 'GR4', '01', '2025-08-25', FALSE),
 ('000007', '003', 'GR4', '01', '2025-08-25', FALSE);
+
+-- ---------------------------------------------------------------------------------------------
+-- The full SDS formats: optional columns, terms, district-wide course IDs, guardians
+-- ---------------------------------------------------------------------------------------------
+-- Everything below only fills columns and tables the six core queries do not need: with the
+-- keys of the full formats left out of the config, the exported files are the same as without
+-- it. README.md in this folder lists what each hard case is for.
+
+-- HARD CASE: school grade ranges as the SIS spells them (6, 9, K), not Microsoft's codes (06,
+-- 09, kg): [export.grade_map] maps them. 002's address has a comma; 003 has no NCES ID and no
+-- principal (NULLs in optional columns).
+UPDATE schools SET school_number = 'HV01', nces_id = '530000100001', state_school_id = 'WA-1001',
+    low_grade = '6', high_grade = '8', principal_id = 'P2001', principal_name = 'Patricia Gomez',
+    principal_email = 'p.gomez@demo.k12.example', street_address = '100 Harbor Way',
+    city = 'Port Demo', state_code = 'WA', country = 'US', zip = '98001', phone = '+1 555 0100'
+WHERE school_code = '001';
+UPDATE schools SET school_number = 'NG02', nces_id = '530000100002', state_school_id = 'WA-1002',
+    low_grade = '9', high_grade = '12', principal_id = 'P2002', principal_name = 'Samuel Okoye',
+    principal_email = 's.okoye@demo.k12.example', street_address = '2200 North Ave, Suite 4',
+    city = 'Port Demo', state_code = 'WA', country = 'US', zip = '98002', phone = '+1 555 0200'
+WHERE school_code = '002';
+UPDATE schools SET school_number = 'CR03', state_school_id = 'WA-1003', low_grade = 'K',
+    high_grade = '5', street_address = '31 Cedar Ridge Rd', city = 'Cedar', state_code = 'WA',
+    country = 'US', zip = '98003', phone = '+1 555 0300'
+WHERE school_code = '003';
+UPDATE schools SET school_number = 'OM99', low_grade = '9', high_grade = '12'
+WHERE school_code = '099';
+
+-- Students. State IDs for all; middle names, personal e-mail and phones for some.
+-- HARD CASE: birth_date is text (VARCHAR): ISO dates, one in the US order (000125, 3/7/2012)
+-- and one that is not a date at all (000126, unknown), which is written blank with a warning.
+UPDATE students SET middle_name = 'Luis', state_student_id = 'WA8800123', birth_date = '2013-04-02', graduation_year = 2031, personal_email = 'jose.a@mail.example', phone = '+1 555 0123' WHERE student_number = '000123';
+UPDATE students SET state_student_id = 'WA8800124', birth_date = '2013-01-19', graduation_year = 2031 WHERE student_number = '000124';
+UPDATE students SET middle_name = 'Patrick', state_student_id = 'WA8800125', birth_date = '3/7/2012', graduation_year = 2030 WHERE student_number = '000125';
+UPDATE students SET state_student_id = 'WA8800126', birth_date = 'unknown', graduation_year = 2031 WHERE student_number = '000126';
+UPDATE students SET middle_name = 'Antonio', state_student_id = 'WA8800127', birth_date = '2012-06-30', graduation_year = 2030 WHERE student_number = '000127';
+UPDATE students SET state_student_id = 'WA8800128', birth_date = '2013-02-14', graduation_year = 2031 WHERE student_number = '000128';
+UPDATE students SET middle_name = 'Sofía', state_student_id = 'WA8800129', birth_date = '2013-08-08', graduation_year = 2031, phone = '+1 555 0129' WHERE student_number = '000129';
+UPDATE students SET state_student_id = 'WA8800130', birth_date = '2012-11-11', graduation_year = 2030 WHERE student_number = '000130';
+UPDATE students SET state_student_id = 'WA8800131', birth_date = '2012-05-05', graduation_year = 2030 WHERE student_number = '000131';
+UPDATE students SET state_student_id = 'WA8800132', birth_date = '2014-03-03', graduation_year = 2032 WHERE student_number = '000132';
+UPDATE students SET state_student_id = 'WA8800133', birth_date = '2014-09-21', graduation_year = 2032 WHERE student_number = '000133';
+UPDATE students SET state_student_id = 'WA8800134', birth_date = '2012-12-01', graduation_year = 2030, personal_email = 'sofia.r@mail.example' WHERE student_number = '000134';
+UPDATE students SET state_student_id = 'WA8800135' WHERE student_number = '000135';
+UPDATE students SET middle_name = 'Ngozi', state_student_id = 'WA8804501', birth_date = '2010-02-27', graduation_year = 2029 WHERE student_number = '004501';
+UPDATE students SET state_student_id = 'WA8804502', birth_date = '2009-07-15', graduation_year = 2028 WHERE student_number = '004502';
+UPDATE students SET state_student_id = 'WA8804503', birth_date = '2008-10-10', graduation_year = 2027 WHERE student_number = '004503';
+UPDATE students SET state_student_id = 'WA8804504', birth_date = '2007-04-04', graduation_year = 2026, phone = '+1 555 4504' WHERE student_number = '004504';
+UPDATE students SET state_student_id = 'WA8804505', birth_date = '2010-01-01', graduation_year = 2029 WHERE student_number = '004505';
+UPDATE students SET state_student_id = 'WA8804506', birth_date = '2009-03-17', graduation_year = 2028 WHERE student_number = '004506';
+UPDATE students SET middle_name = 'Rose', state_student_id = 'WA8804507', birth_date = '2008-05-20', graduation_year = 2027 WHERE student_number = '004507';
+UPDATE students SET state_student_id = 'WA8804508', birth_date = '2007-09-09', graduation_year = 2026 WHERE student_number = '004508';
+UPDATE students SET state_student_id = 'WA8804509', birth_date = '2010-06-06', graduation_year = 2029 WHERE student_number = '004509';
+UPDATE students SET state_student_id = 'WA8804510', birth_date = '2009-11-30', graduation_year = 2028 WHERE student_number = '004510';
+UPDATE students SET state_student_id = 'WA8804511', birth_date = '2008-08-18', graduation_year = 2027, personal_email = 'kaia.b@mail.example' WHERE student_number = '004511';
+UPDATE students SET state_student_id = 'WA8804512', birth_date = '2007-12-24', graduation_year = 2026 WHERE student_number = '004512';
+UPDATE students SET state_student_id = 'WA8804513', birth_date = '2009-02-02', graduation_year = 2028 WHERE student_number = '004513';
+UPDATE students SET state_student_id = 'WA8804514', birth_date = '2010-10-31', graduation_year = 2029 WHERE student_number = '004514';
+UPDATE students SET state_student_id = 'WA8804515', birth_date = '2008-04-22', graduation_year = 2027 WHERE student_number = '004515';
+UPDATE students SET state_student_id = 'WA8807001', birth_date = '2016-05-12', graduation_year = 2034 WHERE student_number = '007001';
+UPDATE students SET state_student_id = 'WA8807002', birth_date = '2016-07-04', graduation_year = 2034 WHERE student_number = '007002';
+UPDATE students SET state_student_id = 'WA8807003', birth_date = '2016-01-25', graduation_year = 2034 WHERE student_number = '007003';
+UPDATE students SET state_student_id = 'WA8807004', birth_date = '2016-09-13', graduation_year = 2034 WHERE student_number = '007004';
+UPDATE students SET state_student_id = 'WA8800007', birth_date = '2016-02-29', graduation_year = 2034 WHERE student_number = '000007';
+
+-- Staff: state certificate IDs, job titles and qualifications; some middle names and phones.
+UPDATE staff SET state_staff_id = 'C-51001', job_title = 'Math Teacher', qualification = 'M.Ed.', phone = '+1 555 1001' WHERE staff_id = 1001;
+UPDATE staff SET state_staff_id = 'C-51002', job_title = 'Math Teacher', qualification = 'B.Sc.' WHERE staff_id = 1002;
+UPDATE staff SET middle_name = 'Máire', state_staff_id = 'C-51003', job_title = 'English Department Head', qualification = 'M.A., English', personal_email = 'siobhan.oc@mail.example' WHERE staff_id = 1003;
+UPDATE staff SET state_staff_id = 'C-51004', job_title = 'Science Teacher', qualification = 'Ph.D.' WHERE staff_id = 1004;
+UPDATE staff SET state_staff_id = 'C-51005', job_title = 'Math Teacher' WHERE staff_id = 1005;
+UPDATE staff SET state_staff_id = 'C-51006', job_title = 'Biology Teacher', qualification = 'B.Sc.' WHERE staff_id = 1006;
+UPDATE staff SET middle_name = 'Marie', state_staff_id = 'C-51007', job_title = 'Grade 4 Teacher', qualification = 'B.Ed.', phone = '+1 555 1007' WHERE staff_id = 1007;
+UPDATE staff SET state_staff_id = 'C-51008', job_title = 'French Teacher' WHERE staff_id = 1008;
+
+-- Courses: district-wide IDs (courses.csv sourcedId), subjects, grades, the school year.
+-- HARD CASE: the course without a name (HR) has no subject and no grade either.
+UPDATE courses SET course_id = '001-MATH7', subject = 'Mathematics', grade_level = '7', school_year = 'SY2526' WHERE school_code = '001' AND course_code = 'MATH7';
+UPDATE courses SET course_id = '001-ENG7', subject = 'English Language Arts', grade_level = '7', school_year = 'SY2526' WHERE school_code = '001' AND course_code = 'ENG7';
+UPDATE courses SET course_id = '001-SCI8', subject = 'Science', grade_level = '8', school_year = 'SY2526' WHERE school_code = '001' AND course_code = 'SCI8';
+UPDATE courses SET course_id = '001-HR', school_year = 'SY2526' WHERE school_code = '001' AND course_code = 'HR';
+UPDATE courses SET course_id = '002-ALG1', subject = 'Mathematics', grade_level = '9', school_year = 'SY2526' WHERE school_code = '002' AND course_code = 'ALG1';
+UPDATE courses SET course_id = '002-BIO', subject = 'Science', grade_level = '10', school_year = 'SY2526' WHERE school_code = '002' AND course_code = 'BIO';
+UPDATE courses SET course_id = '002-ENG10', subject = 'English Language Arts', grade_level = '10', school_year = 'SY2526' WHERE school_code = '002' AND course_code = 'ENG10';
+UPDATE courses SET course_id = '002-USHIST', subject = 'Social Studies', grade_level = '11', school_year = 'SY2526' WHERE school_code = '002' AND course_code = 'USHIST';
+UPDATE courses SET course_id = '002-FR2', subject = 'World Languages', grade_level = '10', school_year = 'SY2526' WHERE school_code = '002' AND course_code = 'FR2';
+UPDATE courses SET course_id = '003-GR4', subject = 'Homeroom', grade_level = '4', school_year = 'SY2526' WHERE school_code = '003' AND course_code = 'GR4';
+UPDATE courses SET course_id = '099-WOOD', subject = 'Career and Technical Education', grade_level = '10', school_year = 'SY1920' WHERE school_code = '099' AND course_code = 'WOOD';
+
+-- Terms. HARD CASE: term types as people type them (School Year, SEMESTER, grading_period);
+-- end dates are timestamps; last year's terms are inactive and left out by the default query.
+INSERT INTO terms (term_id, term_name, term_type, school_year, start_date, end_date, parent_term_id, is_active) VALUES
+('SY2526', '2025-2026 School Year', 'School Year', '2026', '2025-08-25', '2026-06-12 15:30:00', NULL, TRUE),
+('S1-2526', 'Fall Semester 2025', 'semester', '2026', '2025-08-25', '2026-01-16 15:30:00', 'SY2526', TRUE),
+('S2-2526', 'Spring Semester 2026', 'SEMESTER', '2026', '2026-01-20', '2026-06-12 15:30:00', 'SY2526', TRUE),
+('Q1-2526', 'Quarter 1', 'grading_period', '2026', '2025-08-25', '2025-10-31 15:30:00', 'S1-2526', TRUE),
+('SY2425', '2024-2025 School Year', 'School Year', '2025', '2024-08-26', '2025-06-13 15:30:00', NULL, FALSE),
+('S2-2425', 'Spring Semester 2025', 'semester', '2025', '2025-01-21', '2025-06-13 15:30:00', 'SY2425', FALSE);
+
+-- Sections: their term and periods. HARD CASE: the homeroom 001-HR-7A has no term; 002-FR2-01
+-- still points at last year's (inactive) term S2-2425, so its class links to no session.
+UPDATE sections SET term_id = 'SY2526', periods = '1' WHERE school_code = '001' AND course_code = 'MATH7' AND section_code = '01';
+UPDATE sections SET term_id = 'SY2526', periods = '2' WHERE school_code = '001' AND course_code = 'MATH7' AND section_code = '02';
+UPDATE sections SET term_id = 'SY2526', periods = '3' WHERE school_code = '001' AND course_code = 'ENG7' AND section_code = '01';
+UPDATE sections SET term_id = 'S1-2526', periods = '4-5' WHERE school_code = '001' AND course_code = 'SCI8' AND section_code = '01';
+UPDATE sections SET term_id = 'SY2526', periods = '1' WHERE school_code = '002' AND course_code = 'ALG1' AND section_code = '01';
+UPDATE sections SET term_id = 'S1-2526', periods = '2' WHERE school_code = '002' AND course_code = 'BIO' AND section_code = '01';
+UPDATE sections SET term_id = 'SY2526', periods = '3' WHERE school_code = '002' AND course_code = 'ENG10' AND section_code = '01';
+UPDATE sections SET term_id = 'S2-2526', periods = '4' WHERE school_code = '002' AND course_code = 'USHIST' AND section_code = '01';
+UPDATE sections SET term_id = 'S2-2425', periods = '5' WHERE school_code = '002' AND course_code = 'FR2' AND section_code = '01';
+UPDATE sections SET term_id = 'SY2526', periods = '1-6' WHERE school_code = '003' AND course_code = 'GR4' AND section_code = '01';
+UPDATE sections SET term_id = 'SY1920' WHERE school_code = '099' AND course_code = 'WOOD' AND section_code = '01';
+
+-- Guardians.
+INSERT INTO guardians (guardian_id, first_name, last_name, email, phone) VALUES
+('G001', 'María', 'Alvarez', 'maria.alvarez@mail.example', '+1 555 7001'),
+('G002', 'Lars', 'Ørsted', 'lars.orsted@mail.example', NULL),
+-- HARD CASE: one guardian of two students (000125 and 000127).
+('G003', 'Aisling', 'O''Brien', 'aisling.obrien@mail.example', '+1 555 7003'),
+('G004', 'Wei', 'Chen', 'wei.chen@mail.example', NULL),
+-- HARD CASE: guardian without an e-mail address (SDS needs one for a guardian): dropped.
+('G005', 'Bridget', 'Sullivan', NULL, '+1 555 7005'),
+('G006', 'Grace', 'Okafor', 'grace.okafor@mail.example', NULL),
+-- HARD CASE: guardian of the inactive student 000131 only: nobody to relate to, left out.
+('G007', 'Paul', 'Brooks', 'paul.brooks@mail.example', NULL),
+-- HARD CASE: the guardian's address is the student's (Ava.Martinez@Demo.K12.Example, 000129),
+-- in another letter case: one account for two people, so the guardian is dropped (only the
+-- guardian: the student keeps theirs).
+('G008', 'Lucia', 'Martinez', 'ava.martinez@demo.k12.example', NULL),
+-- HARD CASE: two guardians sharing one family address: both dropped.
+('G009', 'Paolo', 'Bianchi', 'bianchi.family@mail.example', NULL),
+('G010', 'Giulia', 'Bianchi', 'bianchi.family@mail.example', NULL),
+('G011', 'Ivana', 'Novak', 'ivana.novak@mail.example', '+1 555 7011');
+
+-- HARD CASE: relationships as the SIS spells them: Parent (Microsoft's parent), NULL (written
+-- as guardian, the default), Grandparent (not in Microsoft's list: written as grandparent, with
+-- a warning).
+INSERT INTO student_guardians (student_number, guardian_id, relationship) VALUES
+('000123', 'G001', 'Parent'),
+('000124', 'G002', 'parent'),
+('000125', 'G003', 'Guardian'),
+('000127', 'G003', 'Guardian'),
+('000126', 'G004', NULL),
+('000128', 'G005', 'Parent'),
+('004501', 'G006', 'Grandparent'),
+('000131', 'G007', 'Parent'),
+('000129', 'G008', 'Parent'),
+('004503', 'G009', 'Parent'),
+('004503', 'G010', 'Parent'),
+('000007', 'G011', 'relative');
