@@ -241,6 +241,39 @@ impl Source {
         Ok(())
     }
 
+    /// Which contract columns the entity's query returns: `true` at `i` for
+    /// `entity.columns()[i]`, from the query's result columns (the rows are not read). The
+    /// builder writes an optional SDS column only when its contract column is returned, so the
+    /// header of a file does not depend on whether a run's values happen to be NULL. Errors as
+    /// for [`Source::read`].
+    pub async fn returned_columns(&self, entity: Entity) -> Result<Vec<bool>, SourceError> {
+        let (sql, query) = self.query(entity)?;
+        let find = async {
+            match &self.pools {
+                Pools::Postgres(pool) => prepare_plan(pool, query, &sql, &self.scrubber)
+                    .await
+                    .map(|p| p.present()),
+                Pools::MySql(pool) => prepare_plan(pool, query, &sql, &self.scrubber)
+                    .await
+                    .map(|p| p.present()),
+                Pools::Sqlite(pool) => prepare_plan(pool, query, &sql, &self.scrubber)
+                    .await
+                    .map(|p| p.present()),
+                #[cfg(feature = "odbc")]
+                // The plain query: the row limit is the driver's (`SQL_ATTR_MAX_ROWS`), and
+                // reading stops after the first row anyway. (Wrapped as `probe` wraps it, the
+                // MariaDB driver appends a second LIMIT of its own.)
+                Pools::Odbc(odbc) => odbc.returned_columns(query, sql.clone()).await,
+            }
+        };
+        tokio::time::timeout(self.query_timeout, find)
+            .await
+            .unwrap_or(Err(SourceError::Timeout {
+                query,
+                secs: self.query_timeout.as_secs(),
+            }))
+    }
+
     /// Where the data comes from, without credentials: `postgres://127.0.0.1:5432/sis`,
     /// `mysql://db:3306/sis`, `sqlite:///var/lib/sis.db`, `demo (embedded SQLite)`; ODBC: the
     /// connection string with secrets masked, then the DBMS and driver it reached and whether
@@ -584,9 +617,14 @@ fn check_row(
 fn row_id(entity: Entity, values: &[Option<&str>], long: usize) -> String {
     // The columns that identify a row of each entity, in contract order.
     let keys: &[usize] = match entity {
-        Entity::Schools | Entity::Students | Entity::Teachers => &[0],
+        Entity::Schools
+        | Entity::Students
+        | Entity::Teachers
+        | Entity::AcademicSessions
+        | Entity::Courses => &[0],
         Entity::Sections => &[0, 1, 2],
         Entity::StudentEnrollments | Entity::TeacherRosters => &[0, 1, 2, 3],
+        Entity::Guardians => &[0, 1],
     };
     let columns = entity.columns();
     keys.iter()

@@ -160,4 +160,9 @@ impl Plan {
     pub(crate) fn width(&self) -> usize {
         self.slots.len()
     }
+
+    /// For each contract column, whether the query returns it.
+    pub(crate) fn present(&self) -> Vec<bool> {
+        self.slots.iter().map(Option::is_some).collect()
+    }
 }

@@ -13,16 +13,33 @@
 
 use sds_core::Entity;
 
-/// The SELECT used for `entity` when the config does not replace it.
+/// The SELECT used for `entity` when the config does not replace it. Each returns every column
+/// of the contract, the optional ones of the full SDS formats included (an export uses them only
+/// when its config asks for them).
 pub fn default_query(entity: Entity) -> &'static str {
     match entity {
         Entity::Schools => {
             "\
 SELECT sc.school_code AS school_id,
-       sc.school_name AS name
+       sc.school_name AS name,
+       sc.school_number AS school_number,
+       sc.nces_id AS nces_id,
+       sc.state_school_id AS state_id,
+       sc.low_grade AS grade_low,
+       sc.high_grade AS grade_high,
+       sc.principal_id AS principal_id,
+       sc.principal_name AS principal_name,
+       sc.principal_email AS principal_email,
+       sc.street_address AS address,
+       sc.city AS city,
+       sc.state_code AS state,
+       sc.country AS country,
+       sc.zip AS zip,
+       sc.phone AS phone
 FROM schools sc
 WHERE sc.is_active = TRUE"
         }
+        // Only active students come back, so their status is always Active.
         Entity::Students => {
             "\
 SELECT st.student_number AS student_id,
@@ -31,7 +48,15 @@ SELECT st.student_number AS student_id,
        st.last_name AS last_name,
        st.email AS email,
        st.web_password AS password,
-       st.grade_level AS grade
+       st.grade_level AS grade,
+       st.middle_name AS middle_name,
+       st.state_student_id AS state_id,
+       st.student_number AS student_number,
+       CASE WHEN st.enroll_status = 'A' THEN 'Active' ELSE 'Inactive' END AS status,
+       st.birth_date AS birth_date,
+       st.graduation_year AS graduation_year,
+       st.personal_email AS secondary_email,
+       st.phone AS phone
 FROM students st
 WHERE st.enroll_status = 'A'"
         }
@@ -43,23 +68,44 @@ SELECT sf.staff_id AS teacher_id,
        sf.first_name AS first_name,
        sf.last_name AS last_name,
        sf.email AS email,
-       sf.web_password AS password
+       sf.web_password AS password,
+       sf.middle_name AS middle_name,
+       sf.state_staff_id AS state_id,
+       sf.staff_id AS teacher_number,
+       CASE WHEN sf.is_active = TRUE THEN 'Active' ELSE 'Inactive' END AS status,
+       sf.job_title AS title,
+       sf.qualification AS qualification,
+       sf.personal_email AS secondary_email,
+       sf.phone AS phone
 FROM staff sf
 INNER JOIN staff_schools ss ON ss.staff_id = sf.staff_id
 WHERE sf.is_active = TRUE"
         }
         // LEFT JOIN: a section whose course row is missing still comes back (with no
-        // description) for the exporter to report, instead of vanishing here unnoticed.
+        // description) for the exporter to report, instead of vanishing here unnoticed; the
+        // same for a section whose term is missing.
         Entity::Sections => {
             "\
 SELECT se.school_code AS school_id,
        se.course_code AS course_code,
        se.section_code AS section_code,
-       co.course_name AS course_description
+       co.course_name AS course_description,
+       se.term_id AS term_id,
+       te.term_name AS term_name,
+       se.term_start AS term_start,
+       se.term_end AS term_end,
+       co.course_id AS course_id,
+       co.course_name AS course_name,
+       se.course_code AS course_number,
+       co.subject AS course_subject,
+       se.section_code AS section_number,
+       se.periods AS periods
 FROM sections se
 LEFT JOIN courses co
        ON co.school_code = se.school_code
-      AND co.course_code = se.course_code"
+      AND co.course_code = se.course_code
+LEFT JOIN terms te
+       ON te.term_id = se.term_id"
         }
         // No filter on the student's status: the exporter drops (and counts) enrollments of
         // students it does not export.
@@ -81,6 +127,46 @@ SELECT se.school_code AS school_id,
 FROM sections se
 WHERE se.staff_id IS NOT NULL"
         }
+        // This year's terms only: last year's are inactive, and the classes pointing at them
+        // get no session link.
+        Entity::AcademicSessions => {
+            "\
+SELECT te.term_id AS session_id,
+       te.term_name AS title,
+       te.term_type AS type,
+       te.school_year AS school_year,
+       te.start_date AS start_date,
+       te.end_date AS end_date,
+       te.parent_term_id AS parent_id
+FROM terms te
+WHERE te.is_active = TRUE"
+        }
+        // A course without a name takes its code as its title, as its sections do.
+        Entity::Courses => {
+            "\
+SELECT co.course_id AS course_id,
+       co.school_code AS school_id,
+       COALESCE(co.course_name, co.course_code) AS title,
+       co.course_code AS code,
+       co.school_year AS school_year_id,
+       co.subject AS subject,
+       co.grade_level AS grade
+FROM courses co"
+        }
+        // One row per (guardian, student). No filter on the student's status: the exporter
+        // drops (and counts) links to students it does not export.
+        Entity::Guardians => {
+            "\
+SELECT g.guardian_id AS guardian_id,
+       sg.student_number AS student_id,
+       g.first_name AS first_name,
+       g.last_name AS last_name,
+       g.email AS email,
+       g.phone AS phone,
+       sg.relationship AS relationship
+FROM student_guardians sg
+INNER JOIN guardians g ON g.guardian_id = sg.guardian_id"
+        }
     }
 }
 
@@ -91,7 +177,7 @@ mod tests {
     /// The `AS` aliases are exactly the contract columns, in contract order.
     #[test]
     fn each_query_aliases_the_contract_columns_in_order() {
-        for entity in Entity::ALL {
+        for entity in Entity::ALL.into_iter().chain(Entity::OPTIONAL) {
             let aliases: Vec<&str> = default_query(entity)
                 .split(" AS ")
                 .skip(1)
@@ -109,7 +195,7 @@ mod tests {
 
     #[test]
     fn queries_are_single_portable_selects() {
-        for entity in Entity::ALL {
+        for entity in Entity::ALL.into_iter().chain(Entity::OPTIONAL) {
             let sql = default_query(entity);
             assert!(sql.starts_with("SELECT "), "{entity}");
             assert!(

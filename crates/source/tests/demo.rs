@@ -14,19 +14,26 @@ const SCHEMA_MYSQL: &str = include_str!("../../../deploy/sis/schema-mysql.sql");
 const DEMO_DATA: &str = include_str!("../../../deploy/sis/demo-data.sql");
 
 /// Row counts of the default queries on the demo data (deploy/sis/README.md).
-const EXPECTED_ROWS: [(Entity, usize); 6] = [
+const EXPECTED_ROWS: [(Entity, usize); 9] = [
     (Entity::Schools, 3),
     (Entity::Students, 31),
     (Entity::Teachers, 9),
     (Entity::Sections, 12),
     (Entity::StudentEnrollments, 89),
     (Entity::TeacherRosters, 11),
+    (Entity::AcademicSessions, 4),
+    (Entity::Courses, 11),
+    (Entity::Guardians, 12),
 ];
 
-/// Every entity's rows, sorted (row order is not part of the contract).
+/// Every entity's rows (the optional queries' too), sorted (row order is not part of the
+/// contract).
 async fn read_sorted(source: &Source) -> Result<Vec<(Entity, Rows)>, SourceError> {
     let mut all = Vec::new();
-    for entity in Entity::ALL {
+    for entity in Entity::ALL.into_iter().chain(Entity::OPTIONAL) {
+        // Every default query returns every contract column, the optional ones too.
+        let returned = source.returned_columns(entity).await?;
+        assert!(returned.iter().all(|r| *r), "{entity}: {returned:?}");
         source.probe(entity).await?;
         let mut rows = read_all(source, entity).await?;
         rows.sort();
@@ -63,6 +70,53 @@ async fn demo_loads_and_every_default_query_returns_its_rows() {
         !grades.is_empty() && grades.iter().all(|g| g.parse::<u8>().is_ok()),
         "{grades:?}"
     );
+    // The full formats' columns: a text date in the US order, a status from a CASE, an
+    // integer year, NULL where the SIS has nothing.
+    let s000125 = student("000125").expect("student 000125");
+    assert_eq!(s000125[7], s("Patrick"));
+    assert_eq!(s000125[10], s("Active"));
+    assert_eq!(s000125[11], s("3/7/2012"));
+    assert_eq!(s000125[12], s("2030"));
+    assert_eq!(s000125[14], None);
+    // Terms: a timestamp end date prints with its time (the exporter keeps the date).
+    let sessions = &all[6].1;
+    let sy = sessions
+        .iter()
+        .find(|r| r[0].as_deref() == Some("SY2526"))
+        .expect("SY2526");
+    assert_eq!(
+        sy[..7],
+        [
+            s("SY2526"),
+            s("2025-2026 School Year"),
+            s("School Year"),
+            s("2026"),
+            s("2025-08-25"),
+            s("2026-06-12 15:30:00"),
+            None
+        ]
+    );
+    // A course without a name takes its code as its title.
+    let courses = &all[7].1;
+    let hr = courses
+        .iter()
+        .find(|r| r[0].as_deref() == Some("001-HR"))
+        .expect("001-HR");
+    assert_eq!(hr[2], s("HR"));
+    // A guardian of two students comes once per student; one without an e-mail has NULL.
+    let guardians = &all[8].1;
+    let of = |g: &str| {
+        guardians
+            .iter()
+            .filter(|r| r[0].as_deref() == Some(g))
+            .count()
+    };
+    assert_eq!(of("G003"), 2);
+    let g005 = guardians
+        .iter()
+        .find(|r| r[0].as_deref() == Some("G005"))
+        .expect("G005");
+    assert_eq!(g005[4], None);
     source.close().await;
 }
 

@@ -194,6 +194,38 @@ impl OdbcSource {
     where
         F: FnMut(&[Option<&str>]) -> Result<(), SourceError>,
     {
+        self.read_inner(query, sql, limit, sink, &mut None).await
+    }
+
+    /// Which contract columns `sql` returns ([`crate::Source::returned_columns`]): the query
+    /// runs with a limit of one row, read and ignored.
+    pub(crate) async fn returned_columns(
+        &self,
+        query: QueryName,
+        sql: String,
+    ) -> Result<Vec<bool>, SourceError> {
+        let mut columns = None;
+        let mut ignore = |_: &[Option<&str>]| Ok(());
+        self.read_inner(query, sql, Some(1), &mut ignore, &mut columns)
+            .await?;
+        columns.ok_or_else(|| SourceError::Query {
+            query,
+            backend: LABEL,
+            message: diag::STOPPED.to_owned(),
+        })
+    }
+
+    async fn read_inner<F>(
+        &self,
+        query: QueryName,
+        sql: String,
+        limit: Option<usize>,
+        sink: &mut F,
+        columns: &mut Option<Vec<bool>>,
+    ) -> Result<u64, SourceError>
+    where
+        F: FnMut(&[Option<&str>]) -> Result<(), SourceError>,
+    {
         let (tx, mut rx) = mpsc::channel(2);
         let cancel = Arc::new(CancelSlot::default());
         let job = QueryJob {
@@ -257,6 +289,7 @@ impl OdbcSource {
                         count += 1;
                     }
                 }
+                Some(Msg::Columns(present)) => *columns = Some(present),
                 Some(Msg::Done) => break,
                 Some(Msg::Failed(e)) => return Err(e),
                 Some(Msg::Connected) | None => return Err(stopped()),
@@ -330,6 +363,8 @@ fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> std::io::Result<()
 /// What the query thread sends.
 enum Msg {
     Connected,
+    /// Which contract columns the query returns (sent once, before the first block).
+    Columns(Vec<bool>),
     Block(Block),
     Done,
     Failed(SourceError),
@@ -706,6 +741,8 @@ impl QueryJob {
         };
 
         let slots = self.plan(&mut cursor)?;
+        tx.blocking_send(Msg::Columns(slots.iter().map(Option::is_some).collect()))
+            .map_err(|_| Stop::Gone)?;
         let descs: Vec<(u16, odbc_api::buffers::BufferDesc, usize)> = slots
             .iter()
             .flatten()
