@@ -64,9 +64,20 @@ pub struct FileSet {
 impl FileSet {
     /// The files a destination should carry, given its `include_license_file` choice.
     pub fn files_for(&self, include_license: bool) -> impl Iterator<Item = &SetFile> {
+        self.files_chosen(include_license, &[])
+    }
+
+    /// The files a destination carries: the licence file only when it includes it
+    /// (`include_license_file`), and none of the files it leaves out by name (`omit_files`,
+    /// which the config allows only for optional files).
+    pub fn files_chosen<'a>(
+        &'a self,
+        include_license: bool,
+        omit: &'a [String],
+    ) -> impl Iterator<Item = &'a SetFile> {
         self.files
             .iter()
-            .filter(move |f| include_license || !f.license)
+            .filter(move |f| (include_license || !f.license) && !omit.contains(&f.name))
     }
 }
 

@@ -22,6 +22,8 @@ pub struct LocalConfig {
     pub name: String,
     pub path: PathBuf,
     pub include_license_file: bool,
+    /// Optional files of the set this folder leaves out ([`crate::FileSet::files_chosen`]).
+    pub omit_files: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,8 +71,14 @@ impl LocalDestination {
     async fn deliver_set(&self, set: &FileSet) -> Result<(), DeliverError> {
         let started = Instant::now();
         let mut folder = Folder::open(&self.cfg).await?;
-        let s =
-            staged::deliver(&mut folder, set, self.cfg.include_license_file, self.fault).await?;
+        let s = staged::deliver(
+            &mut folder,
+            set,
+            self.cfg.include_license_file,
+            &self.cfg.omit_files,
+            self.fault,
+        )
+        .await?;
         crate::staged::log_delivered(&self.cfg.name, "local", set, &s, started);
         Ok(())
     }
@@ -369,6 +377,7 @@ mod tests {
             name: "t".into(),
             path: path.to_path_buf(),
             include_license_file,
+            omit_files: Vec::new(),
         })
     }
 
@@ -394,6 +403,47 @@ mod tests {
             fs::read(out.path().join("School.csv")).unwrap(),
             b"SIS ID,Name\r\n001,A\r\n"
         );
+    }
+
+    /// `omit_files` leaves an optional file out the way `include_license_file = false` leaves
+    /// the licence file out; the other files of the set still go, and the licence choice holds.
+    #[tokio::test]
+    async fn omitted_files_stay_home() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let mut set = set_in(src.path());
+        set.files[1].bytes = 49;
+        fs::write(
+            src.path().join("relationships.csv"),
+            b"userSourcedId,relationshipUserSourcedId,relationshipRole\r\n",
+        )
+        .unwrap();
+        set.files.push(SetFile {
+            name: "relationships.csv".into(),
+            bytes: 58,
+            rows: 0,
+            changes: None,
+            license: false,
+        });
+        let d = LocalDestination::new(LocalConfig {
+            name: "t".into(),
+            path: out.path().to_path_buf(),
+            include_license_file: true,
+            omit_files: vec!["relationships.csv".into()],
+        });
+        d.deliver(&set).await.unwrap();
+        assert_eq!(names(out.path()), ["License.csv", "School.csv"]);
+        let all: Vec<&str> = set
+            .files_chosen(true, &[])
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(all, ["School.csv", "License.csv", "relationships.csv"]);
+        let omit = ["relationships.csv".to_owned()];
+        let chosen: Vec<&str> = set
+            .files_chosen(false, &omit)
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(chosen, ["School.csv"]);
     }
 
     #[tokio::test]

@@ -450,9 +450,10 @@ pub(crate) async fn deliver<S: Stage>(
     stage: &mut S,
     set: &FileSet,
     include_license: bool,
+    omit: &[String],
     fault: Option<Fault>,
 ) -> Result<Summary, DeliverError> {
-    let files: Vec<&SetFile> = set.files_for(include_license).collect();
+    let files: Vec<&SetFile> = set.files_chosen(include_license, omit).collect();
     for f in &files {
         validate_name(&f.name).map_err(|m| {
             stage.error(
@@ -893,7 +894,7 @@ mod tests {
         m.files
             .insert("x.csv.00.sds-sync-tmp".into(), b"left".to_vec());
         m.sizes_unknown = true;
-        let s = deliver(&mut m, &set, false, None).await.unwrap();
+        let s = deliver(&mut m, &set, false, &[], None).await.unwrap();
         assert_eq!(names(&m), ["a.csv", "b.csv"]);
         assert_eq!(m.files["b.csv"], b"22");
         assert_eq!(
@@ -916,7 +917,7 @@ mod tests {
             ..Memory::default()
         };
         m.files.insert("a.csv".into(), b"old".to_vec());
-        let err = deliver(&mut m, &set, false, None).await.unwrap_err();
+        let err = deliver(&mut m, &set, false, &[], None).await.unwrap_err();
         assert!(!err.is_permanent());
         assert!(
             err.message.contains("holds 1 bytes") && err.message.contains("2 were sent"),
@@ -937,7 +938,7 @@ mod tests {
             fail_rename_at: Some(1),
             ..Memory::default()
         };
-        let err = deliver(&mut m, &set, false, None).await.unwrap_err();
+        let err = deliver(&mut m, &set, false, &[], None).await.unwrap_err();
         assert!(err.is_permanent());
         assert!(
             err.message
@@ -955,7 +956,7 @@ mod tests {
         set.files[0].name = "../a.csv".into();
         let mut m = Memory::default();
         m.files.insert("x.sds-sync-tmp".into(), Vec::new());
-        let err = deliver(&mut m, &set, false, None).await.unwrap_err();
+        let err = deliver(&mut m, &set, false, &[], None).await.unwrap_err();
         assert!(
             err.is_permanent() && err.message.contains("\"../a.csv\""),
             "{err}"

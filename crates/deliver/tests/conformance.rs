@@ -137,6 +137,7 @@ impl Target {
                     name: "conformance".into(),
                     path: self.local.clone(),
                     include_license_file: false,
+                    omit_files: Vec::new(),
                 });
                 Box::new(match fault {
                     Some(f) => d.with_fault(f),

@@ -416,6 +416,58 @@ async fn implicit_tls_with_password_file_and_licence_file() {
     assert_same_files(&attachments(&eml), &set, &["School.csv", "License.csv"]);
 }
 
+/// The optional files of the full SDS formats travel like any other file, and the summary
+/// counts them; `omit_files` leaves one out of the attachments and of the summary alike.
+#[tokio::test]
+async fn optional_files_are_attached_and_summarised_unless_omitted() {
+    let Some(env) = env() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let set = make_set(
+        dir.path(),
+        "snap-full",
+        vec![
+            f(
+                "orgs.csv",
+                "sourcedId,name,type\r\n001,A,school\r\n",
+                1,
+                None,
+            ),
+            f(
+                "academicSessions.csv",
+                "sourcedId,title,type\r\nSY,Year,schoolYear\r\nS1,Fall,semester\r\n",
+                2,
+                Some((1, 0, 0)),
+            ),
+            f(
+                "relationships.csv",
+                "userSourcedId,relationshipUserSourcedId,relationshipRole\r\ns1,g1,parent\r\n",
+                1,
+                None,
+            ),
+        ],
+    );
+    let rcpt = unique_rcpt("omit");
+    let mut cfg = base_cfg(&env, &rcpt);
+    cfg.omit_files = vec!["relationships.csv".into()];
+    EmailDestination::new(cfg)
+        .unwrap()
+        .deliver(&set)
+        .await
+        .unwrap();
+    let (eml, _) = wait_message(&env.out, &rcpt);
+    assert_same_files(
+        &attachments(&eml),
+        &set,
+        &["orgs.csv", "academicSessions.csv"],
+    );
+    let (body, _) = body_and_subject(&eml);
+    assert!(
+        body.contains("academicSessions.csv: 2 rows; 1 added, 0 removed, 0 changed"),
+        "{body}"
+    );
+    assert!(!body.contains("relationships.csv"), "{body}");
+}
+
 #[tokio::test]
 #[cfg_attr(
     sds_no_email_server,

@@ -183,6 +183,11 @@ pub struct EmailConfig {
     /// Also attach the v1 licence file. Default false.
     #[serde(default)]
     pub include_license_file: bool,
+    /// Optional files of the set this destination leaves out (`academicSessions.csv`,
+    /// `courses.csv`, `relationships.csv`), for a destination that feeds something other than
+    /// SDS. Default: none (SDS needs the same set of files every time).
+    #[serde(default)]
+    pub omit_files: Vec<String>,
 }
 
 fn default_subject() -> String {
@@ -240,6 +245,7 @@ impl EmailConfig {
             connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
             timeout_secs: DEFAULT_TIMEOUT_SECS,
             include_license_file: false,
+            omit_files: Vec::new(),
         }
     }
 

@@ -180,7 +180,10 @@ impl EmailDestination {
     async fn deliver_set(&self, set: &FileSet) -> Result<(), DeliverError> {
         let started = Instant::now();
         let cfg = &self.inner.cfg;
-        let files: Vec<SetFile> = set.files_for(cfg.include_license_file).cloned().collect();
+        let files: Vec<SetFile> = set
+            .files_chosen(cfg.include_license_file, &cfg.omit_files)
+            .cloned()
+            .collect();
         let params = MessageParams {
             from: self.inner.from.clone(),
             to: self.inner.to.clone(),

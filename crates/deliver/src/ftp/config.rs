@@ -118,6 +118,11 @@ pub struct FtpConfig {
     /// Also send the v1 licence file. Default false.
     #[serde(default)]
     pub include_license_file: bool,
+    /// Optional files of the set this destination leaves out (`academicSessions.csv`,
+    /// `courses.csv`, `relationships.csv`), for a destination that feeds something other than
+    /// SDS. Default: none (SDS needs the same set of files every time).
+    #[serde(default)]
+    pub omit_files: Vec<String>,
     /// Permissions set on uploaded files with `SITE CHMOD` (best effort: servers without it keep
     /// their own default). An octal string; default `"0600"`.
     #[serde(default)]

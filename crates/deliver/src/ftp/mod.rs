@@ -172,8 +172,14 @@ impl FtpDestination {
     async fn deliver_set(&self, set: &FileSet) -> Result<(), DeliverError> {
         let started = Instant::now();
         let mut session = self.open().await?;
-        let s =
-            staged::deliver(&mut session, set, self.cfg.include_license_file, self.fault).await?;
+        let s = staged::deliver(
+            &mut session,
+            set,
+            self.cfg.include_license_file,
+            &self.cfg.omit_files,
+            self.fault,
+        )
+        .await?;
         session.quit().await;
         crate::staged::log_delivered(&self.cfg.name, "ftp", set, &s, started);
         Ok(())

@@ -62,6 +62,11 @@ pub struct SftpConfig {
     /// Whether to send the v1 `License.csv`. Default false.
     #[serde(default)]
     pub include_license_file: bool,
+    /// Optional files of the set this destination leaves out (`academicSessions.csv`,
+    /// `courses.csv`, `relationships.csv`), for a destination that feeds something other than
+    /// SDS. Default: none (SDS needs the same set of files every time).
+    #[serde(default)]
+    pub omit_files: Vec<String>,
     /// Limit for TCP connect, SSH handshake, login and SFTP start, in seconds. Default 30.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u64,
@@ -94,6 +99,7 @@ impl Default for SftpConfig {
             host_key_fingerprint: None,
             remote_dir: String::new(),
             include_license_file: false,
+            omit_files: Vec::new(),
             connect_timeout_secs: default_connect_timeout(),
             request_timeout_secs: default_request_timeout(),
             delivery_timeout_secs: default_delivery_timeout(),
@@ -126,6 +132,7 @@ impl fmt::Debug for SftpConfig {
             .field("host_key_fingerprint", &self.host_key_fingerprint)
             .field("remote_dir", &self.remote_dir)
             .field("include_license_file", &self.include_license_file)
+            .field("omit_files", &self.omit_files)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("delivery_timeout_secs", &self.delivery_timeout_secs)

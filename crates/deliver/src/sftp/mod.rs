@@ -231,7 +231,14 @@ impl SftpDestination {
     ) -> Result<staged::Summary, DeliverError> {
         self.check_remote_dir(conn).await?;
         let mut remote = Remote { dest: self, conn };
-        staged::deliver(&mut remote, set, self.cfg.include_license_file, self.fault).await
+        staged::deliver(
+            &mut remote,
+            set,
+            self.cfg.include_license_file,
+            &self.cfg.omit_files,
+            self.fault,
+        )
+        .await
     }
 
     async fn check_server(&self) -> Result<(), DeliverError> {
