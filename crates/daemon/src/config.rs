@@ -9,8 +9,9 @@
 
 use crate::backoff::RetryPolicy;
 use config::{Config as Layers, Environment, File, FileFormat};
+use sds_core::format::Presence;
 use sds_core::guard::GuardConfig;
-use sds_core::{Entity, ExportOptions, Format, UsernameRule};
+use sds_core::{District, Entity, ExportOptions, Format, UsernameRule};
 use sds_deliver::email::EmailConfig;
 use sds_deliver::ftp::FtpConfig;
 use sds_deliver::sftp::SftpConfig;
@@ -106,6 +107,10 @@ pub struct SourceSection {
     pub max_value_bytes: usize,
     #[serde(default)]
     pub queries: QueriesSection,
+    /// The optional queries to read (`academic_sessions`, `courses`, `guardians`), each adding
+    /// a file to an SDS v2.1 export. A TOML list, or a comma-separated string.
+    #[serde(default, deserialize_with = "list_or_csv")]
+    pub optional_queries: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -117,6 +122,9 @@ pub struct QueriesSection {
     pub sections: Option<String>,
     pub student_enrollments: Option<String>,
     pub teacher_rosters: Option<String>,
+    pub academic_sessions: Option<String>,
+    pub courses: Option<String>,
+    pub guardians: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +142,22 @@ pub struct ExportSection {
     pub teacher_id_prefix: String,
     /// Rows one file may hold (Microsoft's SDS limit, 2,000,000); more fails the run.
     pub max_rows_per_file: u64,
+    /// Prepended to every guardian ID (v2.1 users.csv and relationships.csv).
+    pub guardian_id_prefix: String,
+    /// Write every documented optional column whose source column the queries return.
+    pub optional_columns: bool,
+    /// `[export.district]`: a district org above the schools (v2, v2.1).
+    pub district: Option<DistrictSection>,
+    /// `[export.grade_map]`: SIS grade → Microsoft grade code.
+    pub grade_map: BTreeMap<String, String>,
+}
+
+/// `[export.district]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistrictSection {
+    pub id: String,
+    pub name: String,
 }
 
 impl Default for ExportSection {
@@ -149,6 +173,10 @@ impl Default for ExportSection {
             student_id_prefix: d.student_id_prefix,
             teacher_id_prefix: d.teacher_id_prefix,
             max_rows_per_file: DEFAULT_MAX_ROWS_PER_FILE,
+            guardian_id_prefix: d.guardian_id_prefix,
+            optional_columns: d.optional_columns,
+            district: None,
+            grade_map: BTreeMap::new(),
         }
     }
 }
@@ -281,6 +309,9 @@ pub struct LocalSection {
     pub path: PathBuf,
     #[serde(default)]
     pub include_license_file: bool,
+    /// Optional files of the set this folder leaves out.
+    #[serde(default)]
+    pub omit_files: Vec<String>,
 }
 
 impl DestinationSection {
@@ -293,8 +324,34 @@ impl DestinationSection {
         }
     }
 
+    /// The optional files this destination leaves out (`omit_files`).
+    pub fn omit_files(&self) -> &[String] {
+        match self {
+            DestinationSection::Local(l) => &l.omit_files,
+            DestinationSection::Sftp(f) => &f.omit_files,
+            DestinationSection::Ftp(f) => &f.omit_files,
+            DestinationSection::Email(e) => &e.omit_files,
+        }
+    }
+
     /// Checks without I/O; the message names the key inside the destination table.
     fn validate(&self) -> Result<(), String> {
+        // Only the optional files sds-sync writes may stay home: SDS marks everything of a
+        // missing required file inactive. The licence file has its own key.
+        let optional: Vec<&str> = Format::V2_1
+            .table()
+            .iter()
+            .filter(|f| f.written && f.presence == Presence::Optional && !f.license)
+            .map(|f| f.name)
+            .collect();
+        for name in self.omit_files() {
+            if !optional.contains(&name.as_str()) {
+                return Err(format!(
+                    "omit_files: {name:?} cannot be left out; only the optional files {} can (License.csv has include_license_file)",
+                    optional.join(", ")
+                ));
+            }
+        }
         match self {
             DestinationSection::Local(l) if l.path.as_os_str().is_empty() => {
                 Err("path is empty".into())
@@ -441,6 +498,7 @@ impl Config {
                 "SDS v2.1 requires full user@domain usernames; any rule but \"email\" makes every user invalid. Set username = \"email\"",
             ));
         }
+        self.validate_full_formats()?;
         if e.schools.iter().any(|s| s.trim().is_empty()) {
             return Err(invalid("export.schools", "contains a blank school ID"));
         }
@@ -479,6 +537,66 @@ impl Config {
         Ok(())
     }
 
+    /// The keys of the full SDS formats: optional queries, district, grade map.
+    fn validate_full_formats(&self) -> Result<(), ConfigError> {
+        let e = &self.export;
+        let known: Vec<&str> = Entity::OPTIONAL.iter().map(|e| e.key()).collect();
+        for name in &self.source.optional_queries {
+            match Entity::from_key(name.trim()) {
+                Some(entity) if entity.is_optional_query() => {}
+                _ => {
+                    return Err(invalid(
+                        "source.optional_queries",
+                        format!(
+                            "{name:?} is not an optional query; the optional queries are {}",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if !self.source.optional_queries.is_empty() && e.format != Format::V2_1 {
+            return Err(invalid(
+                "source.optional_queries",
+                "academic sessions, courses and guardians have files only in SDS v2.1; set export.format = \"v2.1\" or remove them",
+            ));
+        }
+        for (entity, _) in self.queries() {
+            if entity.is_optional_query() && !self.export_options().reads(entity) {
+                return Err(invalid(
+                    format!("source.queries.{}", entity.key()),
+                    format!(
+                        "is set, but the query is not switched on: add \"{}\" to source.optional_queries (or remove the query)",
+                        entity.key()
+                    ),
+                ));
+            }
+        }
+        if let Some(d) = &e.district {
+            if e.format == Format::V1 {
+                return Err(invalid(
+                    "export.district",
+                    "SDS v1 has no district org (no orgs.csv); remove [export.district] or use format v2.1",
+                ));
+            }
+            if d.id.trim().is_empty() {
+                return Err(invalid("export.district.id", "is empty"));
+            }
+            if d.name.trim().is_empty() {
+                return Err(invalid("export.district.name", "is empty"));
+            }
+        }
+        for (from, to) in &e.grade_map {
+            if from.trim().is_empty() || to.trim().is_empty() {
+                return Err(invalid(
+                    "export.grade_map",
+                    format!("{from:?} = {to:?}: neither side may be blank"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn queries(&self) -> BTreeMap<Entity, String> {
         let q = &self.source.queries;
         let pairs = [
@@ -488,6 +606,9 @@ impl Config {
             (Entity::Sections, &q.sections),
             (Entity::StudentEnrollments, &q.student_enrollments),
             (Entity::TeacherRosters, &q.teacher_rosters),
+            (Entity::AcademicSessions, &q.academic_sessions),
+            (Entity::Courses, &q.courses),
+            (Entity::Guardians, &q.guardians),
         ];
         pairs
             .into_iter()
@@ -512,6 +633,26 @@ impl Config {
             account_sku_id: e.account_sku_id.clone().unwrap_or_default(),
             student_id_prefix: e.student_id_prefix.clone(),
             teacher_id_prefix: e.teacher_id_prefix.clone(),
+            guardian_id_prefix: e.guardian_id_prefix.clone(),
+            optional_columns: e.optional_columns,
+            optional_queries: Entity::OPTIONAL
+                .into_iter()
+                .filter(|o| {
+                    self.source
+                        .optional_queries
+                        .iter()
+                        .any(|n| n.trim() == o.key())
+                })
+                .collect(),
+            district: e.district.as_ref().map(|d| District {
+                id: d.id.trim().to_owned(),
+                name: d.name.trim().to_owned(),
+            }),
+            grade_map: e
+                .grade_map
+                .iter()
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .collect(),
         }
     }
 
@@ -780,6 +921,10 @@ mod tests {
                 "[[destination]]\nname = \"a\"\nkind = \"local\"\npath = \"/x\"\n[[destination]]\nname = \"a\"\nkind = \"local\"\npath = \"/y\"\n",
                 "destination[1].name",
             ),
+            (
+                "[[destination]]\nname = \"a\"\nkind = \"local\"\npath = \"/x\"\nomit_files = [\"users.csv\"]\n",
+                "destination[0]",
+            ),
         ];
         for (extra, key) in cases {
             let err = load(&format!("{MINIMAL}{extra}"), &[])
@@ -791,6 +936,105 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("v3"), "{err}");
+    }
+
+    #[test]
+    fn full_format_keys_parse_and_map_to_export_options() {
+        let cfg = load(
+            &format!(
+                "{MINIMAL}optional_queries = [\"guardians\", \"academic_sessions\"]\n\
+                 [source.queries]\nguardians = \"SELECT 1\"\n\
+                 [export]\nformat = \"v2.1\"\noptional_columns = true\n\
+                 guardian_id_prefix = \"g-\"\n\
+                 [export.district]\nid = \" D1 \"\nname = \"Demo District\"\n\
+                 [export.grade_map]\n\"K\" = \"kg\"\n\"9\" = \"09\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let o = cfg.export_options();
+        assert!(o.optional_columns);
+        assert_eq!(
+            o.optional_queries,
+            [Entity::AcademicSessions, Entity::Guardians]
+        );
+        assert_eq!(o.guardian_id_prefix, "g-");
+        assert_eq!(
+            o.district,
+            Some(District {
+                id: "D1".into(),
+                name: "Demo District".into()
+            })
+        );
+        // Grade keys keep their letter case: "K" is not "k".
+        assert_eq!(o.grade_map.get("K").map(String::as_str), Some("kg"));
+        assert_eq!(o.grade_map.get("9").map(String::as_str), Some("09"));
+        assert!(o.full_formats());
+        assert_eq!(
+            cfg.queries().get(&Entity::Guardians).map(String::as_str),
+            Some("SELECT 1")
+        );
+        // The environment can switch optional queries on as a comma-separated list.
+        let cfg = load(
+            &format!("{MINIMAL}[export]\nformat = \"v2.1\"\n"),
+            &[("SDS_SYNC__SOURCE__OPTIONAL_QUERIES", "courses, guardians")],
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.export_options().optional_queries,
+            [Entity::Courses, Entity::Guardians]
+        );
+        // None of the keys: nothing of the full formats.
+        assert!(!load(MINIMAL, &[]).unwrap().export_options().full_formats());
+    }
+
+    #[test]
+    fn full_format_keys_are_checked() {
+        let cases = [
+            (
+                "optional_queries = [\"terms\"]\n[export]\nformat = \"v2.1\"\n",
+                "source.optional_queries",
+                "academic_sessions, courses, guardians",
+            ),
+            (
+                "optional_queries = [\"courses\"]\n[export]\nformat = \"v1\"\n",
+                "source.optional_queries",
+                "v2.1",
+            ),
+            (
+                "[source.queries]\ncourses = \"SELECT 1\"\n[export]\nformat = \"v2.1\"\n",
+                "source.queries.courses",
+                "optional_queries",
+            ),
+            (
+                "[export]\nformat = \"v1\"\n[export.district]\nid = \"D\"\nname = \"N\"\n",
+                "export.district",
+                "v1",
+            ),
+            (
+                "[export]\nformat = \"v2\"\n[export.district]\nid = \" \"\nname = \"N\"\n",
+                "export.district.id",
+                "empty",
+            ),
+            (
+                "[export.grade_map]\n\"K\" = \"\"\n",
+                "export.grade_map",
+                "blank",
+            ),
+        ];
+        for (extra, key, why) in cases {
+            let err = load(&format!("{MINIMAL}{extra}"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(why), "{key}: {err}");
+        }
+        let err = load(
+            &format!("{MINIMAL}[export.district]\nid = \"D\"\nnmae = \"N\"\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("nmae"), "{err}");
     }
 
     /// The configs we ship must keep parsing as keys change (examples, demo, compose stack).

@@ -107,6 +107,7 @@ pub fn destinations(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Destination>>> {
                     name: l.name.clone(),
                     path: l.path.clone(),
                     include_license_file: l.include_license_file,
+                    omit_files: l.omit_files.clone(),
                 })),
                 DestinationSection::Sftp(f) => Box::new(
                     SftpDestination::new(f.clone())
@@ -247,10 +248,25 @@ pub async fn extract_and_build(cfg: &Config, source: &Source) -> anyhow::Result<
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
     let opts = cfg.export_options();
+    let entities = read_entities(&opts);
+    // Which contract columns each query returns decides which optional columns are written.
+    let mut returned = Vec::new();
+    if opts.full_formats() {
+        for &entity in &entities {
+            let present = source
+                .returned_columns(entity)
+                .await
+                .with_context(|| format!("cannot read {entity} from the SIS"))?;
+            returned.push((entity, present));
+        }
+    }
     let build_thread = std::thread::Builder::new()
         .name("sds-build".into())
         .spawn(move || {
             let mut builder = Builder::new(opts);
+            for (entity, present) in &returned {
+                builder.returned(*entity, present);
+            }
             for batch in full_rx {
                 batch.for_each_row(|values| builder.push_row(batch.entity, values));
                 // The reader may be gone already (an error); the batch is then just dropped.
@@ -259,7 +275,7 @@ pub async fn extract_and_build(cfg: &Config, source: &Source) -> anyhow::Result<
             builder
         })
         .context("cannot start the build thread")?;
-    let read = read_all(source, &full_tx, &empty_rx).await;
+    let read = read_all(source, &entities, &full_tx, &empty_rx).await;
     // Closing the channel lets the thread finish what is queued and hand the builder back.
     drop(full_tx);
     let builder = build_thread
@@ -289,9 +305,18 @@ pub async fn extract_and_build(cfg: &Config, source: &Source) -> anyhow::Result<
     Ok(built)
 }
 
+/// The six core entities, then the optional queries the config switches on.
+fn read_entities(opts: &sds_core::ExportOptions) -> Vec<Entity> {
+    Entity::ALL
+        .into_iter()
+        .chain(Entity::OPTIONAL.into_iter().filter(|e| opts.reads(*e)))
+        .collect()
+}
+
 /// Streams every entity's rows to the build thread in batches, logging one line per query.
 async fn read_all(
     source: &Source,
+    entities: &[Entity],
     full: &std::sync::mpsc::SyncSender<Batch>,
     empty: &std::sync::mpsc::Receiver<Batch>,
 ) -> anyhow::Result<()> {
@@ -302,7 +327,7 @@ async fn read_all(
         }
         Err(_) => Batch::new(entity),
     };
-    for entity in Entity::ALL {
+    for &entity in entities {
         let started = Instant::now();
         let mut batch = fresh(entity);
         let mut builder_gone = false;
@@ -394,7 +419,8 @@ fn write_checked(
     gate: &SetCheck,
     planned: &Planned,
 ) -> anyhow::Result<(FileManifest, FileDone)> {
-    let spec = planned.spec;
+    // The export's own spec of the file: its header has the optional columns it writes.
+    let spec = built.spec(planned.spec.name).unwrap_or(planned.spec);
     let path = dir.join(spec.name);
     let mut check = gate.file(planned);
     check.header(&spec.header());
@@ -1094,7 +1120,7 @@ pub async fn check(cfg: &Config, offline: bool, send_test: bool) -> anyhow::Resu
         println!("source TLS: {transport}");
     }
     let mut problems = 0;
-    for entity in Entity::ALL {
+    for entity in read_entities(&cfg.export_options()) {
         match source.probe(entity).await {
             Ok(()) => println!("query {}: ok", entity.key()),
             Err(e) => {
@@ -1193,12 +1219,17 @@ mod tests {
         batch.push(&[Some("002"), None, Some("3"), None]);
         assert_eq!(batch.rows(), 3);
         let s = |v: &str| Some(v.to_owned());
+        // Every row is as wide as the contract; the optional columns not given are NULL.
+        let row = |mut r: Vec<Option<String>>| {
+            r.resize(Entity::Sections.columns().len(), None);
+            r
+        };
         assert_eq!(
             collect(&batch),
             vec![
-                vec![s("001"), s("MATH"), s("1"), s("Algebra, I")],
-                vec![s("001"), s(""), s("2"), None],
-                vec![s("002"), None, s("3"), None],
+                row(vec![s("001"), s("MATH"), s("1"), s("Algebra, I")]),
+                row(vec![s("001"), s(""), s("2")]),
+                row(vec![s("002"), None, s("3")]),
             ]
         );
     }
@@ -1210,9 +1241,8 @@ mod tests {
         batch.reset(Entity::Schools);
         assert_eq!(batch.rows(), 0);
         batch.push(&[Some("001"), Some("North High")]);
-        assert_eq!(
-            collect(&batch),
-            vec![vec![Some("001".to_owned()), Some("North High".to_owned())]]
-        );
+        let mut want = vec![Some("001".to_owned()), Some("North High".to_owned())];
+        want.resize(Entity::Schools.columns().len(), None);
+        assert_eq!(collect(&batch), vec![want]);
     }
 }

@@ -322,6 +322,56 @@ fn emptied_entity_is_held_v2_1() {
     emptied_rosters_are_held("v2.1");
 }
 
+/// The full formats' files are judged like any other: last year's terms switched off leaves
+/// academicSessions.csv empty, and the guardians gone leave relationships.csv empty (and take 6
+/// of 43 users.csv rows, 14%: 30 students, 7 teachers and 6 guardians). Each is held until the SIS recovers.
+#[test]
+fn emptied_sessions_and_guardians_are_held() {
+    let env = Env::with_keys(
+        "v2.1",
+        "optional_queries = [\"academic_sessions\", \"courses\", \"guardians\"]\n",
+        "optional_columns = true\n",
+        "",
+    );
+    let first = env.publish_first();
+
+    env.sql("UPDATE terms SET is_active = FALSE;");
+    let dry = env.dry_run();
+    dry.expect_code(0);
+    assert!(
+        dry.stdout
+            .contains("academicSessions.csv: had 4 rows and is now empty"),
+        "{}",
+        dry.stdout
+    );
+    let (_, held) = once_held(&env, first);
+    let t = trip(&held, "academicSessions.csv", "emptied");
+    assert_eq!(
+        (t["rows_old"].as_u64(), t["rows_new"].as_u64()),
+        (Some(4), Some(0))
+    );
+    env.sql("UPDATE terms SET is_active = TRUE WHERE term_id NOT IN ('SY2425', 'S2-2425');");
+    let good = env.once();
+    good.expect_code(0);
+    assert!(
+        held_ids(&env.status()).is_empty(),
+        "the good run supersedes the hold"
+    );
+
+    env.sql("CREATE TABLE links_backup AS SELECT * FROM student_guardians; DELETE FROM student_guardians;");
+    let (_, held) = once_held(&env, current_id(&env.status()).expect("current"));
+    let t = trip(&held, "relationships.csv", "emptied");
+    assert_eq!(
+        (t["rows_old"].as_u64(), t["rows_new"].as_u64()),
+        (Some(7), Some(0))
+    );
+    let t = trip(&held, "users.csv", "removed");
+    assert_eq!(
+        (t["count"].as_u64(), t["rows_old"].as_u64()),
+        (Some(6), Some(43))
+    );
+}
+
 /// Teachers 1004 and 1005 lose their only school: 2 of the 7 teachers (28.57%) leave the
 /// teachers entity. v1: Teacher.csv 2 of 8 rows (25%) and their rosters (001-SCI8-01,
 /// 002-ALG1-01) 2 of 9 (22.22%). v2: users.csv 2 of 37 (5.41%), enrollments.csv 2 of 94; v2.1

@@ -25,6 +25,14 @@ pub struct Export {
     pub license: bool,
     pub student_id_prefix: &'static str,
     pub teacher_id_prefix: &'static str,
+    /// The full SDS formats: `[export] optional_columns`.
+    pub optional_columns: bool,
+    /// `[source] optional_queries`.
+    pub optional_queries: &'static [&'static str],
+    /// `[export.district]` (id, name).
+    pub district: Option<(&'static str, &'static str)>,
+    /// `[export.grade_map]`.
+    pub grade_map: &'static [(&'static str, &'static str)],
 }
 
 pub const SKU: &str = "demo:STANDARDWOFFPACK_STUDENT";
@@ -38,6 +46,10 @@ pub const V1_DEMO: Export = Export {
     license: true,
     student_id_prefix: "",
     teacher_id_prefix: "",
+    optional_columns: false,
+    optional_queries: &[],
+    district: None,
+    grade_map: &[],
 };
 
 /// v2, every school (003 and its student `000007` included), e-mail usernames.
@@ -49,6 +61,42 @@ pub const V2_ALL: Export = Export {
     license: false,
     student_id_prefix: "",
     teacher_id_prefix: "",
+    optional_columns: false,
+    optional_queries: &[],
+    district: None,
+    grade_map: &[],
+};
+
+/// The demo's grades (`grade_level`, `low_grade`, `high_grade`) as Microsoft's codes.
+pub const DEMO_GRADE_MAP: &[(&str, &str)] = &[
+    ("K", "kg"),
+    ("1", "01"),
+    ("2", "02"),
+    ("3", "03"),
+    ("4", "04"),
+    ("5", "05"),
+    ("6", "06"),
+    ("7", "07"),
+    ("8", "08"),
+    ("9", "09"),
+];
+
+/// v2.1 with everything of the full SDS formats: the three optional queries, the optional
+/// columns, a district and the grade map; every school.
+pub const V21_FULL: Export = Export {
+    format: "v2.1",
+    optional_columns: true,
+    optional_queries: &["academic_sessions", "courses", "guardians"],
+    district: Some(("D100", "Demo Unified School District")),
+    grade_map: DEMO_GRADE_MAP,
+    ..V2_ALL
+};
+
+/// v1 as the demo has it, with the optional columns and the grade map.
+pub const V1_FULL: Export = Export {
+    optional_columns: true,
+    grade_map: DEMO_GRADE_MAP,
+    ..V1_DEMO
 };
 
 /// v2.1, every school, e-mail usernames (the only rule v2.1 accepts). Demo student and teacher
@@ -86,11 +134,17 @@ fn toml_str(s: &str) -> String {
 fn config_text(url: &str, export: &Export, state: &Path, out: &Path) -> String {
     let schools: Vec<String> = export.schools.iter().map(|s| toml_str(s)).collect();
     let mut text = format!(
-        "[source]\nurl = {url}\nconnect_timeout_secs = 20\n\n\
+        "[source]\nurl = {url}\nconnect_timeout_secs = 20\noptional_queries = [{queries}]\n\n\
          [export]\nformat = {format}\nschools = [{schools}]\nusername = {username}\n\
          include_passwords = {passwords}\nlicense_file = {license}\n\
          student_id_prefix = {sp}\nteacher_id_prefix = {tp}\n",
         url = toml_str(url),
+        queries = export
+            .optional_queries
+            .iter()
+            .map(|q| toml_str(q))
+            .collect::<Vec<_>>()
+            .join(", "),
         format = toml_str(export.format),
         schools = schools.join(", "),
         username = toml_str(export.username),
@@ -101,6 +155,23 @@ fn config_text(url: &str, export: &Export, state: &Path, out: &Path) -> String {
     );
     if export.license {
         let _ = writeln!(text, "account_sku_id = {}", toml_str(SKU));
+    }
+    if export.optional_columns {
+        text.push_str("optional_columns = true\n");
+    }
+    if let Some((id, name)) = export.district {
+        let _ = write!(
+            text,
+            "\n[export.district]\nid = {}\nname = {}\n",
+            toml_str(id),
+            toml_str(name)
+        );
+    }
+    if !export.grade_map.is_empty() {
+        text.push_str("\n[export.grade_map]\n");
+        for (from, to) in export.grade_map {
+            let _ = writeln!(text, "{} = {}", toml_str(from), toml_str(to));
+        }
     }
     let _ = write!(
         text,

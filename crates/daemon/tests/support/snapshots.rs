@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// Every table of the reference SIS schema.
-pub const SIS_TABLES: [&str; 7] = [
+pub const SIS_TABLES: [&str; 10] = [
     "schools",
     "students",
     "staff",
@@ -21,6 +21,9 @@ pub const SIS_TABLES: [&str; 7] = [
     "courses",
     "sections",
     "section_enrollments",
+    "terms",
+    "guardians",
+    "student_guardians",
 ];
 
 /// Destination that carries `License.csv` (v1) and the one that does not.
@@ -220,6 +223,12 @@ impl Env {
 
     /// As [`Env::new`], with extra TOML (e.g. a `[guard]` section) in the config.
     pub fn with_extra(format: &str, extra_toml: &str) -> Env {
+        Env::with_keys(format, "", "", extra_toml)
+    }
+
+    /// As [`Env::with_extra`], with extra keys in `[source]` and `[export]` too (the full SDS
+    /// formats: `optional_queries`, `optional_columns`, ...).
+    pub fn with_keys(format: &str, source_keys: &str, export_keys: &str, extra_toml: &str) -> Env {
         let env = Env {
             world: World::new(),
             format: format.to_string(),
@@ -232,12 +241,12 @@ impl Env {
         let config = format!(
             r#"[source]
 url = "sqlite://{sis}"
-
+{source_keys}
 [export]
 format = "{format}"
 username = "email"
 include_passwords = true
-{license}
+{license}{export_keys}
 [state]
 dir = "{state}"
 
