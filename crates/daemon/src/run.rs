@@ -48,6 +48,8 @@ fn source_settings(cfg: &Config) -> SourceConfig {
         max_value_bytes: cfg.source.max_value_bytes,
         // A query cannot fill a file with more rows than it returns: stop it while it streams.
         max_rows: cfg.export.max_rows_per_file,
+        // Without the full formats the built-in queries read what they always read.
+        full_contract: cfg.export_options().full_formats(),
     }
 }
 

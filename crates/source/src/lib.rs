@@ -24,7 +24,7 @@ mod render;
 mod tls;
 
 pub use error::{QueryName, SourceError};
-pub use queries::default_query;
+pub use queries::{default_query, first_contract_query};
 
 use connect::Pools;
 use error::{Scrubber, database_message};
@@ -72,6 +72,11 @@ pub struct SourceConfig {
     pub max_value_bytes: usize,
     /// The most rows one query may return; one more fails the read while the rows stream.
     pub max_rows: u64,
+    /// Whether the built-in queries return the whole contract ([`default_query`]) or only the
+    /// first contract's columns ([`first_contract_query`]), for an export that uses none of
+    /// the full SDS formats: it then reads exactly what it always read. Admin-written queries
+    /// are run as written either way.
+    pub full_contract: bool,
 }
 
 impl SourceConfig {
@@ -117,6 +122,7 @@ impl Default for SourceConfig {
             ca_file: None,
             max_value_bytes: SourceConfig::DEFAULT_MAX_VALUE_BYTES,
             max_rows: u64::MAX,
+            full_contract: true,
         }
     }
 }
@@ -132,6 +138,7 @@ pub struct Source {
     postgres_copy: bool,
     tls: Option<tls::TlsPlan>,
     limits: Limits,
+    full_contract: bool,
 }
 
 /// What one row may be, checked as rows stream.
@@ -155,6 +162,7 @@ impl Source {
             pools: connected.pools,
             target: connected.target,
             queries: cfg.queries.clone(),
+            full_contract: cfg.full_contract,
             scrubber: connected.scrubber,
             query_timeout: cfg.query_timeout,
             postgres_copy: cfg.postgres_copy,
@@ -346,7 +354,8 @@ impl Source {
     fn query(&self, entity: Entity) -> Result<(String, QueryName), SourceError> {
         let (text, custom) = match self.queries.get(&entity) {
             Some(q) => (q.as_str(), true),
-            None => (default_query(entity), false),
+            None if self.full_contract => (default_query(entity), false),
+            None => (first_contract_query(entity), false),
         };
         let query = QueryName { entity, custom };
         let sql = trim_sql(text);

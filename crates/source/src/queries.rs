@@ -170,6 +170,58 @@ INNER JOIN guardians g ON g.guardian_id = sg.guardian_id"
     }
 }
 
+/// The SELECT used for `entity` when the config does not replace it and asks for none of the
+/// full SDS formats: the built-in queries as they were before them, returning the first
+/// contract's columns only (`schools`, `students`, `teachers`, `sections`; the other queries
+/// are the same either way), so that such an export reads exactly what it always read.
+pub fn first_contract_query(entity: Entity) -> &'static str {
+    match entity {
+        Entity::Schools => {
+            "\
+SELECT sc.school_code AS school_id,
+       sc.school_name AS name
+FROM schools sc
+WHERE sc.is_active = TRUE"
+        }
+        Entity::Students => {
+            "\
+SELECT st.student_number AS student_id,
+       st.school_code AS school_id,
+       st.first_name AS first_name,
+       st.last_name AS last_name,
+       st.email AS email,
+       st.web_password AS password,
+       st.grade_level AS grade
+FROM students st
+WHERE st.enroll_status = 'A'"
+        }
+        Entity::Teachers => {
+            "\
+SELECT sf.staff_id AS teacher_id,
+       ss.school_code AS school_id,
+       sf.first_name AS first_name,
+       sf.last_name AS last_name,
+       sf.email AS email,
+       sf.web_password AS password
+FROM staff sf
+INNER JOIN staff_schools ss ON ss.staff_id = sf.staff_id
+WHERE sf.is_active = TRUE"
+        }
+        Entity::Sections => {
+            "\
+SELECT se.school_code AS school_id,
+       se.course_code AS course_code,
+       se.section_code AS section_code,
+       co.course_name AS course_description
+FROM sections se
+LEFT JOIN courses co
+       ON co.school_code = se.school_code
+      AND co.course_code = se.course_code"
+        }
+        other => default_query(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,24 +245,56 @@ mod tests {
         }
     }
 
+    /// Without the full formats the built-in queries return the first contract's columns
+    /// only, in contract order: the leading columns of the full queries.
+    #[test]
+    fn first_contract_queries_alias_the_first_columns() {
+        let first = [
+            (Entity::Schools, 2),
+            (Entity::Students, 7),
+            (Entity::Teachers, 6),
+            (Entity::Sections, 4),
+            (Entity::StudentEnrollments, 4),
+            (Entity::TeacherRosters, 4),
+        ];
+        for (entity, width) in first {
+            let aliases: Vec<&str> = first_contract_query(entity)
+                .split(" AS ")
+                .skip(1)
+                .map(|rest| {
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(rest.len());
+                    &rest[..end]
+                })
+                .collect();
+            let contract: Vec<&str> = entity.columns()[..width].iter().map(|c| c.name).collect();
+            assert_eq!(aliases, contract, "{entity}");
+        }
+        for entity in Entity::OPTIONAL {
+            assert_eq!(first_contract_query(entity), default_query(entity));
+        }
+    }
+
     #[test]
     fn queries_are_single_portable_selects() {
         for entity in Entity::ALL.into_iter().chain(Entity::OPTIONAL) {
-            let sql = default_query(entity);
-            assert!(sql.starts_with("SELECT "), "{entity}");
-            assert!(
-                !sql.trim_end().ends_with(';'),
-                "{entity}: trailing semicolon"
-            );
-            assert!(
-                !sql.to_uppercase().contains("ORDER BY"),
-                "{entity}: ORDER BY"
-            );
-            // No dialect quoting of identifiers (backticks or double quotes).
-            assert!(
-                !sql.contains('`') && !sql.contains('"'),
-                "{entity}: quoted identifier"
-            );
+            for sql in [default_query(entity), first_contract_query(entity)] {
+                assert!(sql.starts_with("SELECT "), "{entity}");
+                assert!(
+                    !sql.trim_end().ends_with(';'),
+                    "{entity}: trailing semicolon"
+                );
+                assert!(
+                    !sql.to_uppercase().contains("ORDER BY"),
+                    "{entity}: ORDER BY"
+                );
+                // No dialect quoting of identifiers (backticks or double quotes).
+                assert!(
+                    !sql.contains('`') && !sql.contains('"'),
+                    "{entity}: quoted identifier"
+                );
+            }
         }
     }
 }

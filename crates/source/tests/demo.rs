@@ -120,6 +120,45 @@ async fn demo_loads_and_every_default_query_returns_its_rows() {
     source.close().await;
 }
 
+/// Without the full formats (`full_contract = false`) the built-in queries are the first
+/// contract's: the same rows, only the columns an export without those keys uses.
+#[tokio::test]
+async fn first_contract_queries_read_the_first_columns_only() {
+    let mut cfg = SourceConfig::new("demo:");
+    cfg.full_contract = false;
+    let source = Source::connect(&cfg).await.expect("demo");
+    let full = Source::connect(&SourceConfig::new("demo:"))
+        .await
+        .expect("demo");
+    for (entity, width) in [
+        (Entity::Schools, 2),
+        (Entity::Students, 7),
+        (Entity::Teachers, 6),
+        (Entity::Sections, 4),
+        (Entity::StudentEnrollments, 4),
+        (Entity::TeacherRosters, 4),
+    ] {
+        let returned = source.returned_columns(entity).await.expect("columns");
+        let mut want = vec![true; width];
+        want.resize(entity.columns().len(), false);
+        assert_eq!(returned, want, "{entity}");
+        let mut first = read_all(&source, entity).await.expect("read");
+        let mut all = read_all(&full, entity).await.expect("read");
+        for r in &mut all {
+            r.truncate(width);
+        }
+        for r in &mut first {
+            assert!(r[width..].iter().all(Option::is_none), "{entity}");
+            r.truncate(width);
+        }
+        first.sort();
+        all.sort();
+        assert_eq!(first, all, "{entity}: the same values in the first columns");
+    }
+    source.close().await;
+    full.close().await;
+}
+
 #[tokio::test]
 async fn demo_is_read_only() {
     let mut cfg = SourceConfig::new("demo:");
