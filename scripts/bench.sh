@@ -182,17 +182,29 @@ EXPECTED=$(comment | sed 's/.* expected=//')
 say "size: $("${PSQL[@]}" -d "$DB" -Atc "SELECT pg_size_pretty(pg_database_size('$DB'))")"
 
 # ---------------------------------------------------------------------------------------------
-# The six default queries, read from the source (crates/source/src/queries.rs), so the floor
-# always runs exactly what sds-sync runs. One line per query: "<entity><TAB><sql on one line>".
+# The six queries a v1 export without the full formats runs, read from the source
+# (crates/source/src/queries.rs: `first_contract_query` where it has its own text, else
+# `default_query`), so the floor always runs exactly what sds-sync runs. One line per query:
+# "<entity><TAB><sql on one line>".
 QUERIES=$(awk '
   /^#\[cfg\(test\)\]/ { exit }
+  /^pub fn default_query/ { fn = "default" }
+  /^pub fn first_contract_query/ { fn = "first" }
   match($0, /Entity::[A-Za-z]+ =>/) { name = substr($0, RSTART + 8, RLENGTH - 11) }
   /^ *"\\$/ { grab = 1; sql = ""; next }
   grab {
     line = $0
     if (line ~ /"$/) { sub(/"$/, "", line); grab = 0 }
     sql = sql " " line
-    if (!grab) { gsub(/[ \t]+/, " ", sql); sub(/^ /, "", sql); print name "\t" sql }
+    if (!grab) { gsub(/[ \t]+/, " ", sql); sub(/^ /, "", sql); q[fn, name] = sql }
+  }
+  END {
+    n = split("Schools Students Teachers Sections StudentEnrollments TeacherRosters", six, " ")
+    for (i = 1; i <= n; i++) {
+      e = six[i]
+      if ((("first", e) in q)) print e "\t" q["first", e]
+      else if ((("default", e) in q)) print e "\t" q["default", e]
+    }
   }' "$ROOT/crates/source/src/queries.rs")
 [ "$(printf '%s\n' "$QUERIES" | wc -l)" = 6 ] || die "could not read the six default queries from crates/source/src/queries.rs"
 printf '%s\n' "$QUERIES" | grep -q '\\' && die "unexpected escape in a default query"
