@@ -217,12 +217,11 @@ impl Source {
         let (sql, query) = self.query(entity)?;
         #[cfg(feature = "odbc")]
         if let Pools::Odbc(odbc) = &self.pools {
-            // The LIMIT syntax differs by DBMS (TOP, FETCH FIRST, ...): see `probe_sql`. The
-            // driver is asked for at most PROBE_ROWS rows, and reading stops there in any case.
+            // The LIMIT syntax differs by DBMS (TOP, FETCH FIRST, ...): the server or the
+            // driver limits the probe where it can (see `odbc::RowLimit`), and reading stops
+            // after PROBE_ROWS rows in any case.
             let started = Instant::now();
-            let mut ignore = |_: &[Option<&str>]| Ok(());
-            let sql = odbc.probe_sql(sql, PROBE_ROWS);
-            let read = odbc.read(query, sql, Some(PROBE_ROWS), &mut ignore);
+            let read = odbc.probe(query, sql, PROBE_ROWS);
             let rows = self.timed(query, read).await?;
             debug!(
                 entity = entity.key(),
@@ -379,7 +378,7 @@ impl Source {
                 Pools::MySql(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
                 Pools::Sqlite(pool) => stream(pool, query, sql, &self.scrubber, sink).await,
                 #[cfg(feature = "odbc")]
-                Pools::Odbc(odbc) => odbc.read(query, sql, None, sink).await,
+                Pools::Odbc(odbc) => odbc.read(query, sql, sink).await,
             }
         };
         self.timed(query, run).await

@@ -151,7 +151,7 @@ async fn typed_values_match_native(db: &TestDb) {
         columns.join(", ")
     ))
     .await;
-    db.with_tables(&[&table], async {
+    db.with_tables(&[table.as_str()], async {
         let names: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
         db.exec(&format!(
             "INSERT INTO {table} (id, {}) VALUES {ROWS}",
@@ -231,7 +231,7 @@ async fn postgres_specific_types_are_the_native_ones() {
            (2, NULL, '1999-12-31 23:59:59.25-05:30', 'left', -2.5, '23:59:59.5', '', '', '', 0)"
     ))
     .await;
-    db.with_tables(&[&table], async {
+    db.with_tables(&[table.as_str()], async {
         for expr in [
             "u",
             "tz",
@@ -315,7 +315,7 @@ async fn mariadb_specific_types_are_the_native_ones() {
              (2, NULL, 0, NULL, '', 'I', '838:59:59', -2.5, 0, NULL, '')"
     ))
     .await;
-    db.with_tables(&[&table], async {
+    db.with_tables(&[table.as_str()], async {
         for expr in [
             "tu",
             "bu",
@@ -446,6 +446,63 @@ async fn probe_reads_a_handful_of_rows() {
         assert!(err.to_string().contains("division by zero"), "{err}");
     }
     db.close().await;
+}
+
+/// `check`'s probe and the look at a query's columns work through every driver, also on a
+/// query with a LIMIT of its own: MariaDB's Connector/ODBC implements `SQL_ATTR_MAX_ROWS` by
+/// appending ` LIMIT n` to the statement, so asking it for a row limit on top of the LIMIT
+/// wrapper (or on such a query) was a syntax error and `check` failed on MariaDB.
+#[cfg_attr(
+    any(
+        sds_no_postgres,
+        sds_no_mysql,
+        sds_no_odbc_postgres,
+        sds_no_odbc_mariadb,
+        sds_no_odbc_sqlite
+    ),
+    ignore = "needs PostgreSQL and MariaDB (SDS_TEST_POSTGRES_URL, SDS_TEST_MYSQL_URL) and the ODBC drivers `PostgreSQL Unicode`, `MariaDB Unicode` and `SQLite3` (installed by scripts/ci-services): run scripts/test (it sets the database URLs and starts the test servers)"
+)]
+#[tokio::test]
+async fn probe_and_columns_work_through_every_driver() {
+    for db in TestDb::all().await {
+        let odbc = odbc_url(&db);
+        let table = unique("probe_polish");
+        db.exec(&format!(
+            "CREATE TABLE {table} (id INTEGER, name VARCHAR(20));
+             INSERT INTO {table} VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e'), (6, 'f'), (7, 'g'), (8, 'h')"
+        ))
+        .await;
+        db.with_tables(&[table.as_str()], async {
+            for sql in [
+                format!("SELECT id AS school_id, name FROM {table} ORDER BY id"),
+                format!("SELECT id AS school_id, name FROM {table} ORDER BY id LIMIT 7"),
+                format!("SELECT id AS school_id, name FROM {table} -- a note"),
+            ] {
+                let source = odbc_source(&odbc, Entity::Schools, &sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{} connect: {e}", db.name()));
+                source
+                    .probe(Entity::Schools)
+                    .await
+                    .unwrap_or_else(|e| panic!("{} probe of {sql:?}: {e}", db.name()));
+                let returned = source
+                    .returned_columns(Entity::Schools)
+                    .await
+                    .unwrap_or_else(|e| panic!("{} columns of {sql:?}: {e}", db.name()));
+                let mut want = vec![true; 2];
+                want.resize(Entity::Schools.columns().len(), false);
+                assert_eq!(returned, want, "{} {sql:?}", db.name());
+                let rows = read_all(&source, Entity::Schools)
+                    .await
+                    .unwrap_or_else(|e| panic!("{} read of {sql:?}: {e}", db.name()));
+                let want = if sql.contains("LIMIT 7") { 7 } else { 8 };
+                assert_eq!(rows.len(), want, "{} {sql:?}", db.name());
+                source.close().await;
+            }
+        })
+        .await;
+        db.close().await;
+    }
 }
 
 /// `[source]`'s row and value limits apply to ODBC rows as they stream: the read stops with the
@@ -660,7 +717,7 @@ async fn postgres_and_mariadb_sessions_refuse_writes() {
         let odbc = odbc_url(&db);
         let table = unique("sds_odbc_ro");
         db.exec(&format!("CREATE TABLE {table} (id INTEGER)")).await;
-        db.with_tables(&[&table], async {
+        db.with_tables(&[table.as_str()], async {
             let sql = format!(
                 "WITH w AS (INSERT INTO {table} (id) VALUES (1) RETURNING id) \
                  SELECT id AS school_id, 'x' AS name FROM w"
@@ -688,7 +745,7 @@ async fn postgres_and_mariadb_sessions_refuse_writes() {
              BEGIN INSERT INTO {table} (id) VALUES (1); RETURN 1; END"
         ))
         .await;
-        db.with_tables(&[&table], async {
+        db.with_tables(&[table.as_str()], async {
             let sql = format!("SELECT {function}() AS school_id, 'x' AS name");
             let source = odbc_source(&odbc, Entity::Schools, &sql)
                 .await

@@ -176,29 +176,36 @@ pub(crate) async fn connect(
 }
 
 impl OdbcSource {
-    /// The query `check` runs for `sql` (see [`probe_sql`]).
-    pub(crate) fn probe_sql(&self, sql: String, rows: usize) -> String {
-        probe_sql(&self.dbms, sql, rows)
-    }
-
     /// Runs `sql` and hands each row to `sink` in contract order, as [`crate::Source::read`]
-    /// documents; with `limit`, reads at most that many rows (the driver is asked to stop there
-    /// too, `SQL_ATTR_MAX_ROWS`). Returns the number of rows read.
+    /// documents. Returns the number of rows read.
     pub(crate) async fn read<F>(
         &self,
         query: QueryName,
         sql: String,
-        limit: Option<usize>,
         sink: &mut F,
     ) -> Result<u64, SourceError>
     where
         F: FnMut(&[Option<&str>]) -> Result<(), SourceError>,
     {
-        self.read_inner(query, sql, limit, sink, &mut None).await
+        self.read_inner(query, sql, None, sink, &mut None).await
+    }
+
+    /// `check`'s probe of `sql`: at most `rows` rows, read and ignored ([`RowLimit::for_dbms`]).
+    /// Returns the number of rows read.
+    pub(crate) async fn probe(
+        &self,
+        query: QueryName,
+        sql: String,
+        rows: usize,
+    ) -> Result<u64, SourceError> {
+        let (sql, limit) = RowLimit::for_dbms(&self.dbms, sql, rows);
+        let mut ignore = |_: &[Option<&str>]| Ok(());
+        self.read_inner(query, sql, Some(limit), &mut ignore, &mut None)
+            .await
     }
 
     /// Which contract columns `sql` returns ([`crate::Source::returned_columns`]): the query
-    /// runs with a limit of one row, read and ignored.
+    /// runs limited to one row, read and ignored.
     pub(crate) async fn returned_columns(
         &self,
         query: QueryName,
@@ -206,7 +213,8 @@ impl OdbcSource {
     ) -> Result<Vec<bool>, SourceError> {
         let mut columns = None;
         let mut ignore = |_: &[Option<&str>]| Ok(());
-        self.read_inner(query, sql, Some(1), &mut ignore, &mut columns)
+        let (sql, limit) = RowLimit::for_dbms(&self.dbms, sql, 1);
+        self.read_inner(query, sql, Some(limit), &mut ignore, &mut columns)
             .await?;
         columns.ok_or_else(|| SourceError::Query {
             query,
@@ -219,7 +227,7 @@ impl OdbcSource {
         &self,
         query: QueryName,
         sql: String,
-        limit: Option<usize>,
+        limit: Option<RowLimit>,
         sink: &mut F,
         columns: &mut Option<Vec<bool>>,
     ) -> Result<u64, SourceError>
@@ -334,20 +342,47 @@ impl Names {
     }
 }
 
-/// The query `check` runs for `sql`: on the databases whose LIMIT is known to work around any
-/// SELECT (the same wrapper as the native sources), limited by the server; elsewhere (SQL
-/// Server's TOP and Oracle's ROWNUM do not take every query) as written, with the driver asked
-/// for at most `rows` rows (`SQL_ATTR_MAX_ROWS`) and reading stopped there.
-fn probe_sql(dbms: &str, sql: String, rows: usize) -> String {
-    let dbms = dbms.to_ascii_lowercase();
-    if ["postgresql", "mariadb", "mysql", "sqlite"]
-        .iter()
-        .any(|d| dbms.contains(d))
-    {
-        // On lines of its own, so that a trailing `-- comment` ends before the wrapper.
-        format!("SELECT * FROM (\n{sql}\n) AS q LIMIT {rows}")
-    } else {
-        sql
+/// A read of at most `rows` rows (`check`'s probe, the look at a query's columns). Reading
+/// stops there in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RowLimit {
+    rows: usize,
+    /// Whether the driver is asked to stop there too (`SQL_ATTR_MAX_ROWS`).
+    ask_driver: bool,
+}
+
+impl RowLimit {
+    /// The query to run for at most `rows` rows of `sql`, and how it is limited. On the
+    /// databases whose LIMIT is known to work around any SELECT (the same wrapper as the native
+    /// sources), the server limits it and the driver is not asked: MariaDB's Connector/ODBC
+    /// implements `SQL_ATTR_MAX_ROWS` by appending ` LIMIT n` to the statement text, which
+    /// turns the wrapper into a syntax error (`... LIMIT 5 LIMIT 5`), as it does any query
+    /// with a LIMIT of its own. Elsewhere (SQL Server's TOP and Oracle's ROWNUM do not take
+    /// every query) the query runs as written and the driver is asked.
+    fn for_dbms(dbms: &str, sql: String, rows: usize) -> (String, RowLimit) {
+        let dbms = dbms.to_ascii_lowercase();
+        if ["postgresql", "mariadb", "mysql", "sqlite"]
+            .iter()
+            .any(|d| dbms.contains(d))
+        {
+            // On lines of its own, so that a trailing `-- comment` ends before the wrapper.
+            let wrapped = format!("SELECT * FROM (\n{sql}\n) AS q LIMIT {rows}");
+            (
+                wrapped,
+                RowLimit {
+                    rows,
+                    ask_driver: false,
+                },
+            )
+        } else {
+            (
+                sql,
+                RowLimit {
+                    rows,
+                    ask_driver: true,
+                },
+            )
+        }
     }
 }
 
@@ -642,7 +677,7 @@ struct QueryJob {
     connect: ConnectJob,
     query: QueryName,
     sql: String,
-    limit: Option<usize>,
+    limit: Option<RowLimit>,
     encoding: Encoding,
     query_timeout: Duration,
     scrubber: Scrubber,
@@ -715,13 +750,13 @@ impl QueryJob {
         if let Err(e) = statement.set_query_timeout_sec(secs as usize) {
             debug!(error = %self.scrubber.scrub(diag::message(&e)), "the ODBC driver does not take a query timeout");
         }
-        if let Some(limit) = self.limit {
+        if let Some(limit) = self.limit.filter(|l| l.ask_driver) {
             // SAFETY: SQL_ATTR_MAX_ROWS takes an integer passed in the pointer argument.
             let ret = unsafe {
                 sys::SQLSetStmtAttr(
                     statement.as_stmt_ref().as_sys(),
                     sys::StatementAttribute::MaxRows,
-                    limit as sys::Pointer,
+                    limit.rows as sys::Pointer,
                     0,
                 )
             };
@@ -755,7 +790,7 @@ impl QueryJob {
             .max(1);
         let mut rows = (BUFFER_BYTES / row_bytes).clamp(1, MAX_BLOCK_ROWS);
         if let Some(limit) = self.limit {
-            rows = rows.min(limit.max(1));
+            rows = rows.min(limit.rows.max(1));
         }
         let mut columns: Vec<(u16, BoxColumnBuffer)> = Vec::with_capacity(descs.len());
         for (column_number, desc, _) in &descs {
@@ -783,7 +818,7 @@ impl QueryJob {
             read += block.cells.len() / block.width.max(1);
             tx.blocking_send(Msg::Block(block))
                 .map_err(|_| Stop::Gone)?;
-            if self.limit.is_some_and(|limit| read >= limit) {
+            if self.limit.is_some_and(|limit| read >= limit.rows) {
                 break;
             }
         }
@@ -1062,14 +1097,37 @@ mod tests {
     #[test]
     fn probes_are_limited_by_the_server_where_the_wrapper_is_known_to_work() {
         let sql = "SELECT a FROM t -- note".to_owned();
+        let server = |rows| RowLimit {
+            rows,
+            ask_driver: false,
+        };
         assert_eq!(
-            probe_sql("PostgreSQL", sql.clone(), 5),
-            "SELECT * FROM (\nSELECT a FROM t -- note\n) AS q LIMIT 5"
+            RowLimit::for_dbms("PostgreSQL", sql.clone(), 5),
+            (
+                "SELECT * FROM (\nSELECT a FROM t -- note\n) AS q LIMIT 5".to_owned(),
+                server(5)
+            )
         );
-        assert!(probe_sql("MariaDB", sql.clone(), 5).ends_with("LIMIT 5"));
-        // T-SQL and Oracle take no LIMIT and not every query in a derived table.
-        assert_eq!(probe_sql("Microsoft SQL Server", sql.clone(), 5), sql);
-        assert_eq!(probe_sql("Oracle", sql.clone(), 5), sql);
+        // MariaDB's driver would append its own LIMIT for SQL_ATTR_MAX_ROWS: not asked.
+        for dbms in ["MariaDB", "MySQL", "SQLite"] {
+            let (text, limit) = RowLimit::for_dbms(dbms, sql.clone(), 1);
+            assert!(text.ends_with(") AS q LIMIT 1"), "{dbms}: {text}");
+            assert_eq!(limit, server(1), "{dbms}");
+        }
+        // T-SQL and Oracle take no LIMIT and not every query in a derived table: the driver is.
+        for dbms in ["Microsoft SQL Server", "Oracle"] {
+            assert_eq!(
+                RowLimit::for_dbms(dbms, sql.clone(), 5),
+                (
+                    sql.clone(),
+                    RowLimit {
+                        rows: 5,
+                        ask_driver: true
+                    }
+                ),
+                "{dbms}"
+            );
+        }
     }
 
     #[test]
