@@ -1206,8 +1206,15 @@ impl<'a> FileCheck<'a> {
                     line,
                     Some(c.name),
                     format!(
-                        "{value:?} is not in Microsoft's default list of {} values; SDS takes it only if your tenant added it",
-                        e.name
+                        "{value:?} is not in Microsoft's default list of {} values ({}); SDS takes it only if your tenant added it{}",
+                        e.name,
+                        e.values.join(", "),
+                        // Our own exports get there through the grade map.
+                        if *e == format::GRADES {
+                            " (sds-sync maps SIS grades to these codes with [export.grade_map])"
+                        } else {
+                            ""
+                        }
                     ),
                 );
             }

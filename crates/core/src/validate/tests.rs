@@ -130,7 +130,7 @@ const V1_FULL: &[(&str, &str)] = &[
     (
         "Student.csv",
         "SIS ID,School SIS ID,First Name,Last Name,Username,Password,State ID,Secondary Email,Student Number,Middle Name,Grade,Status,Birthdate,Graduation Year
-23002,20002,Ben,Okoro,BOkoro,Start!2025,WA,,23002,James,7,Active,3/14/2012,2030
+23002,20002,Ben,Okoro,BOkoro,Start!2025,WA,,23002,James,07,Active,3/14/2012,2030
 23001,20001,Ada,Nakamura,ANakamura,Start!2025,WA,,23001,Mae,10,Active,5/2/2009,2027
 23003,20001,Cleo,Duarte,CDuarte,Start!2025,WA,,23003,,10,Active,9/30/2009,2027
 ",
@@ -197,9 +197,9 @@ const V2_SAMPLE: &[(&str, &str)] = &[
     (
         "users.csv",
         "sourcedId,orgSourcedIds,givenName,familyName,username,password,role,grade
-33001,30001,Ada,Nakamura,ANakamura@riverside.example,Start!2025,Student,5
+33001,30001,Ada,Nakamura,ANakamura@riverside.example,Start!2025,Student,05
 33002,\"30001,30002\",Ben,Okoro,BOkoro@riverside.example,Start!2025,student,PS1
-34001,30001,Dana,Whitfield,DWhitfield@riverside.example,Teach!2025,teacher,5
+34001,30001,Dana,Whitfield,DWhitfield@riverside.example,Teach!2025,teacher,05
 34002,30002,Eli,Brandt,EBrandt@riverside.example,Teach!2025,Professor,PS1
 34003,30001,Fay,Moreau,FMoreau@riverside.example,Staff!2025,staff,
 ",
@@ -1423,4 +1423,106 @@ fn no_finding_echoes_a_password() {
     for v in &rows {
         assert!(!v.to_string().contains(SECRET), "{v}");
     }
+}
+
+/// A grade outside Microsoft's codes (v1 Student.csv `Grade`, v2 users.csv, v2.1 roles.csv and
+/// courses.csv `grade`) is a warning naming file, line, column and the codes, never an error;
+/// the codes themselves, in any letter case, pass.
+#[test]
+fn a_grade_outside_the_codes_is_a_warning_naming_the_codes() {
+    let grades = |all: &[Violation]| -> Vec<(String, Option<u64>, Option<String>, Severity)> {
+        let mut got: Vec<_> = all
+            .iter()
+            .filter(|v| v.rule == "enum")
+            .map(|v| (v.file.clone(), v.line, v.column.clone(), v.severity))
+            .collect();
+        got.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        got
+    };
+    let w = |file: &str, line: u64, column: &str| {
+        (
+            file.to_owned(),
+            Some(line),
+            Some(column.to_owned()),
+            Severity::Warning,
+        )
+    };
+    // v1: the fixture's grades are codes (`07`, `10`); `7` as a SIS writes it is not.
+    let all = assert_clean(Format::V1, &set(V1_FULL), false, "v1 codes");
+    assert_eq!(grades(&all), [], "{}", listing(&all));
+    let sis_way = with(
+        &set(V1_FULL),
+        "Student.csv",
+        "SIS ID,School SIS ID,Username,Grade\n23002,20002,BOkoro,7\n23001,20001,ANakamura,10\n23003,20001,CDuarte,\n",
+    );
+    let all = assert_clean(Format::V1, &sis_way, false, "v1 grades");
+    assert_eq!(
+        grades(&all),
+        [w("Student.csv", 2, "Grade")],
+        "{}",
+        listing(&all)
+    );
+    let message = &all
+        .iter()
+        .find(|v| v.rule == "enum")
+        .expect("grade")
+        .message;
+    for part in ["\"7\"", "grade", "kg", "07", "ug", "[export.grade_map]"] {
+        assert!(message.contains(part), "{part:?} missing from {message}");
+    }
+    let upper = with(
+        &set(V1_FULL),
+        "Student.csv",
+        "SIS ID,School SIS ID,Username,Grade\n23002,20002,BOkoro,07\n23001,20001,ANakamura,KG\n23003,20001,CDuarte,\n",
+    );
+    let all = assert_clean(Format::V1, &upper, false, "v1 codes in capitals");
+    assert_eq!(grades(&all), [], "{}", listing(&all));
+    // v2: the fixture's grades are codes (`05`, `PS1` in any case); `5` is not.
+    let all = assert_clean(Format::V2, &set(V2_SAMPLE), false, "v2 codes");
+    assert_eq!(grades(&all), [], "{}", listing(&all));
+    let users = V2_SAMPLE
+        .iter()
+        .find(|(n, _)| *n == "users.csv")
+        .map(|(_, t)| t.replace("Start!2025,Student,05", "Start!2025,Student,5"))
+        .expect("fixture");
+    let all = assert_clean(
+        Format::V2,
+        &with(&set(V2_SAMPLE), "users.csv", &users),
+        false,
+        "v2 grades",
+    );
+    assert_eq!(
+        grades(&all),
+        [w("users.csv", 2, "grade")],
+        "{}",
+        listing(&all)
+    );
+    // v2.1: roles and courses.
+    let fixture = |name: &str| -> String {
+        V21_FULL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| (*t).to_owned())
+            .expect("fixture")
+    };
+    let roles = with(
+        &set(V21_FULL),
+        "roles.csv",
+        &fixture("roles.csv").replace(
+            "44003,40003,student,SY2526,10,",
+            "44003,40003,student,SY2526,Grade 10,",
+        ),
+    );
+    let roles = with(
+        &roles,
+        "courses.csv",
+        &fixture("courses.csv").replace("Science,10", "Science,sophomore"),
+    );
+    let all = assert_clean(Format::V2_1, &roles, false, "v2.1 grades");
+    assert_eq!(
+        grades(&all),
+        [w("courses.csv", 2, "grade"), w("roles.csv", 3, "grade")],
+        "{}",
+        listing(&all)
+    );
 }
