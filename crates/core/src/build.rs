@@ -63,7 +63,8 @@ pub enum DropReason {
     /// values: which one is right cannot be known, so every row of the conflict is dropped (with
     /// the enrollments and roster rows that refer to it).
     ConflictingDuplicate,
-    /// The row's school is not among `[export] schools`.
+    /// The row's school is not among `[export] schools`; for a guardian's link
+    /// (`relationships.csv`), its student's school.
     SchoolNotSelected,
     /// The school the row refers to is not exported (not returned by the schools query).
     UnknownSchool,
@@ -368,6 +369,9 @@ pub struct Builder {
     section_ids: Interner,
     student_ids: Interner,
     teacher_ids: Interner,
+    /// IDs of the students dropped as `school_not_selected`, kept only when guardians are read:
+    /// a guardian's link to one of them is dropped for the same reason, not as a dangling link.
+    unselected_students: Interner,
     /// (section symbol, student symbol); indexes into the sorted tables after `finish`.
     enrollments: Vec<(u32, u32)>,
     /// (section symbol, teacher symbol).
@@ -416,6 +420,7 @@ impl Builder {
             section_ids: Interner::new(),
             student_ids: Interner::new(),
             teacher_ids: Interner::new(),
+            unselected_students: Interner::new(),
             enrollments: Vec::new(),
             rosters: Vec::new(),
             returned: [u32::MAX; ENTITIES],
@@ -529,6 +534,10 @@ impl Builder {
             let id = row_id(&mut self.scratch);
             self.tally
                 .drop_row(slot, DropReason::SchoolNotSelected, &id);
+            if entity == Entity::Students && self.opts.reads(Entity::Guardians) {
+                // Past the interner's limit, such links are counted as `unknown_user` instead.
+                let _ = self.unselected_students.intern(cell(0));
+            }
             return;
         }
         if entity == Entity::Schools && self.opts.format == Format::V2 && cell(0).contains(',') {
@@ -682,6 +691,7 @@ impl Builder {
             section_ids,
             student_ids,
             teacher_ids,
+            unselected_students,
             mut enrollments,
             mut rosters,
             returned,
@@ -787,13 +797,19 @@ impl Builder {
                 &mut tally,
             );
         }
-        // A relationship needs its student exported.
+        // A relationship needs its student exported. A student of a school outside
+        // `[export] schools` is left out on purpose, and so are their guardians' links.
         retain_counted(&mut guardians, &mut tally, Slot::Relationship, |row| {
-            students
-                .find(field(row, G_STUDENT))
-                .is_none()
-                .then_some(DropReason::UnknownUser)
+            let student = field(row, G_STUDENT);
+            if students.find(student).is_some() {
+                None
+            } else if unselected_students.find(student).is_some() {
+                Some(DropReason::SchoolNotSelected)
+            } else {
+                Some(DropReason::UnknownUser)
+            }
         });
+        drop(unselected_students);
 
         // Tables are indexed by `u32` from here on (UNRESOLVED excluded).
         for (len, entity) in [

@@ -465,6 +465,80 @@ fn guardians_become_users_and_relationships() {
     assert_strictly_valid(&built);
 }
 
+/// A guardian's link to a student of a school outside `[export] schools` goes with the student,
+/// for the student's reason (`school_not_selected`), not as a link to a student the SIS lacks
+/// (`unknown_user`, kept for those).
+#[test]
+fn a_guardian_of_an_unselected_school_s_student_is_not_an_unknown_link() {
+    let mut input = guardian_sis();
+    input.push(school(&["2", "Two"]));
+    input.push(student(&[
+        "s4",
+        "2",
+        "Di",
+        "Poe",
+        "di@x.example",
+        NULL,
+        NULL,
+    ]));
+    // s5 is at both schools: exported through school 1, so their guardian stays.
+    input.push(student(&[
+        "s5",
+        "2",
+        "Fa",
+        "Oak",
+        "fa@x.example",
+        NULL,
+        NULL,
+    ]));
+    input.push(student(&[
+        "s5",
+        "1",
+        "Fa",
+        "Oak",
+        "fa@x.example",
+        NULL,
+        NULL,
+    ]));
+    input.push(guardian(&[
+        "g10",
+        "s4",
+        "Vi",
+        "Poe",
+        "vi@home.example",
+        NULL,
+        NULL,
+    ]));
+    input.push(guardian(&[
+        "g11",
+        "s5",
+        "Wu",
+        "Oak",
+        "wu@home.example",
+        NULL,
+        NULL,
+    ]));
+    let mut o = with_queries(opts(Format::V2_1), &[Entity::Guardians]);
+    o.schools = vec!["1".into()];
+    let built = build(&o, &input);
+    use DropReason::*;
+    assert_eq!(
+        drop_ids(&built, "relationships.csv", SchoolNotSelected),
+        ["g10/s4"]
+    );
+    assert_eq!(
+        drop_ids(&built, "relationships.csv", UnknownUser),
+        ["g8/s9"]
+    );
+    let relationships = text(&built, "relationships.csv");
+    assert!(
+        relationships.contains("s5,g11,guardian\r\n"),
+        "{relationships}"
+    );
+    assert!(!relationships.contains("g10"), "{relationships}");
+    assert_strictly_valid(&built);
+}
+
 #[test]
 fn optional_queries_are_ignored_outside_v2_1_and_when_off() {
     let mut input = guardian_sis();
