@@ -8,7 +8,8 @@
 //! names in one burst after every file was uploaded and checked, or not at all. A delivery that
 //! fails midway (a cut in the middle of a file, a bad fourth file, a bad last file) leaves the
 //! previous set byte for byte and removes its temporary files; leftovers of an earlier attempt are
-//! removed; existing files are replaced. Each test checks the remote folder on the server's disk.
+//! removed; existing files are replaced. A destination's own choice of files (`omit_files`,
+//! `include_license_file`) is honoured. Each test checks the remote folder on the server's disk.
 
 use sds_deliver::ftp::{FtpConfig, FtpDestination, FtpTls};
 use sds_deliver::local::{LocalConfig, LocalDestination};
@@ -130,14 +131,25 @@ impl Target {
     }
 
     fn dest(&self, fault: Option<Fault>) -> Box<dyn Destination> {
+        self.dest_choosing(fault, false, &[])
+    }
+
+    /// A destination with its own choice of files: `include_license_file` and `omit_files`.
+    fn dest_choosing(
+        &self,
+        fault: Option<Fault>,
+        include_license_file: bool,
+        omit: &[&str],
+    ) -> Box<dyn Destination> {
+        let omit_files: Vec<String> = omit.iter().map(|n| (*n).to_owned()).collect();
         let v = |k: &str| self.vars[k].clone();
         match self.transport {
             Transport::Local => {
                 let d = LocalDestination::new(LocalConfig {
                     name: "conformance".into(),
                     path: self.local.clone(),
-                    include_license_file: false,
-                    omit_files: Vec::new(),
+                    include_license_file,
+                    omit_files,
                 });
                 Box::new(match fault {
                     Some(f) => d.with_fault(f),
@@ -155,6 +167,8 @@ impl Target {
                     remote_dir: self.remote.clone(),
                     connect_timeout_secs: 20,
                     request_timeout_secs: 30,
+                    include_license_file,
+                    omit_files,
                     ..Default::default()
                 })
                 .unwrap();
@@ -174,6 +188,8 @@ impl Target {
                     self.remote
                 );
                 let mut cfg: FtpConfig = toml::from_str(&text).unwrap();
+                cfg.include_license_file = include_license_file;
+                cfg.omit_files = omit_files;
                 if self.transport == Transport::Ftps {
                     cfg.tls = FtpTls::Explicit;
                     cfg.ca_file = Some(v("SDS_TEST_FTP_CA_FILE").into());
@@ -246,18 +262,25 @@ fn content(name: &str, size: usize, seed: u8) -> Vec<u8> {
 }
 
 fn snapshot(files: &[(&str, usize)], seed: u8) -> Snapshot {
+    snapshot_with_license(files, None, seed)
+}
+
+/// A set that also has a licence file (`SetFile::license`) of `license` bytes, last.
+fn snapshot_with_license(files: &[(&str, usize)], license: Option<usize>, seed: u8) -> Snapshot {
     let dir = tempfile::tempdir().unwrap();
     let files = files
         .iter()
-        .map(|(name, size)| {
-            let bytes = content(name, *size, seed);
+        .map(|(name, size)| (*name, *size, false))
+        .chain(license.map(|size| ("License.csv", size, true)))
+        .map(|(name, size, license)| {
+            let bytes = content(name, size, seed);
             fs::write(dir.path().join(name), &bytes).unwrap();
             SetFile {
-                name: (*name).to_owned(),
+                name: name.to_owned(),
                 bytes: bytes.len() as u64,
                 rows: 0,
                 changes: None,
-                license: false,
+                license,
             }
         })
         .collect();
@@ -431,6 +454,44 @@ async fn leftovers_of_an_earlier_attempt_are_removed(t: Target) {
     assert_holds(&t, &want, "after the delivery");
 }
 
+/// A destination's own choice of files (`include_license_file`, `omit_files`): what it leaves
+/// out never reaches the folder, the rest arrives as always; another destination of the same
+/// set that wants everything gets everything.
+async fn omitted_files_are_not_delivered(t: Target) {
+    let set = snapshot_with_license(
+        &[
+            ("orgs.csv", 150),
+            ("users.csv", 30_000),
+            ("roles.csv", 8_000),
+            ("relationships.csv", 2_000),
+            ("courses.csv", 900),
+        ],
+        Some(5_000),
+        3,
+    );
+    let omit = ["relationships.csv", "courses.csv"];
+    t.dest_choosing(None, false, &omit)
+        .deliver(&set.set)
+        .await
+        .unwrap();
+    let mut want = set.expected();
+    for name in omit.iter().chain(&["License.csv"]) {
+        assert!(want.remove(*name).is_some(), "{name}");
+    }
+    assert_eq!(want.len(), 3);
+    assert_holds(
+        &t,
+        &want,
+        "with two files omitted and the licence file left out",
+    );
+
+    t.dest_choosing(None, true, &[])
+        .deliver(&set.set)
+        .await
+        .unwrap();
+    assert_holds(&t, &set.expected(), "with every file wanted");
+}
+
 async fn check_leaves_nothing_behind(t: Target) {
     let old = old_set();
     t.dest(None).deliver(&old.set).await.unwrap();
@@ -479,6 +540,11 @@ macro_rules! conformance {
             #[cfg_attr($missing, ignore = "test server not set up: run scripts/test (it starts the servers), or scripts/test-services start and source /tmp/sds-test-services/*.env")]
             async fn check_leaves_nothing_behind() {
                 run("check", super::check_leaves_nothing_behind).await;
+            }
+            #[tokio::test]
+            #[cfg_attr($missing, ignore = "test server not set up: run scripts/test (it starts the servers), or scripts/test-services start and source /tmp/sds-test-services/*.env")]
+            async fn omitted_files_are_not_delivered() {
+                run("omit", super::omitted_files_are_not_delivered).await;
             }
         }
     )*};
