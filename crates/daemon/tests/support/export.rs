@@ -247,6 +247,32 @@ pub fn run_export(url: &str, export: &Export) -> Files {
     files
 }
 
+/// Runs `sds-sync check` against `url` with the config `run_export` would use and returns its
+/// standard output. Panics (with the output) unless it exits 0.
+pub fn run_check(url: &str, export: &Export) -> String {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let state = dir.path().join("state");
+    let out = dir.path().join("outbox");
+    std::fs::create_dir(&out).expect("outbox");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, config_text(url, export, &state, &out)).expect("write config");
+    let output = sds_command(|k| k.starts_with("SDS_SYNC"))
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .output()
+        .expect("run sds-sync check");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "sds-sync check ({} from {url}) exited with {}:\n{stdout}{}",
+        export.format,
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 fn as_set(files: &Files) -> Vec<(&str, &[u8])> {
     files
         .iter()
