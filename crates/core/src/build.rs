@@ -1508,6 +1508,24 @@ impl Built {
         w: W,
         also: S,
     ) -> io::Result<u64> {
+        let (spec, picks) = self.picks(file)?;
+        let mut out = Tee(CsvOut::new(w, &spec.header())?, also);
+        self.render(spec.kind, &picks, &mut out)?;
+        out.0.finish()
+    }
+
+    /// Every data row of the named file, in file order, handed to `sink` without any CSV being
+    /// formatted (for a diff against the previous export straight from the tables).
+    ///
+    /// # Errors
+    /// As [`Built::write_file_to`], without the writer's.
+    pub fn rows_to<S: RowSink>(&self, file: &str, mut sink: S) -> io::Result<()> {
+        let (spec, picks) = self.picks(file)?;
+        self.render(spec.kind, &picks, &mut sink)
+    }
+
+    /// The spec of the named file and the fields its written columns show.
+    fn picks(&self, file: &str) -> io::Result<(&'static FileSpec, Vec<Field>)> {
         let Some(spec) = self.spec(file) else {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -1523,9 +1541,7 @@ impl Built {
                 ),
             ));
         }
-        let mut out = Tee(CsvOut::new(w, &spec.header())?, also);
-        self.render(spec.kind, &picks, &mut out)?;
-        out.0.finish()
+        Ok((spec, picks))
     }
 
     /// The optional contract column behind field `f` of a row of the table of `entity`

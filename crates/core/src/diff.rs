@@ -19,6 +19,7 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::csvout::RowSink;
 use crate::format::FileSpec;
 
 /// Row counts of one file between the previous and the new export.
@@ -103,7 +104,7 @@ pub fn diff_files<R1: Read, R2: Read>(
     old: Option<R1>,
     new: R2,
 ) -> Result<FileDiff, DiffError> {
-    diff_impl(spec, old, new, None)
+    diff_impl(spec, old, new, false).map(|(total, _)| total)
 }
 
 /// As [`diff_files`], and also the counts split by `spec.entity_column` (e.g. `student` and
@@ -114,14 +115,12 @@ pub fn diff_files_by_entity<R1: Read, R2: Read>(
     old: Option<R1>,
     new: R2,
 ) -> Result<(FileDiff, BTreeMap<String, FileDiff>), DiffError> {
-    let mut groups = BTreeMap::new();
-    let total = diff_impl(spec, old, new, Some(&mut groups))?;
-    Ok((total, groups))
+    diff_impl(spec, old, new, true)
 }
 
 /// Adds to the group of `row` (by `col`) when grouping.
 fn group_of<'g>(
-    groups: &'g mut Option<&mut BTreeMap<String, FileDiff>>,
+    groups: &'g mut Option<BTreeMap<String, FileDiff>>,
     col: Option<usize>,
     row: &csv::ByteRecord,
 ) -> Option<&'g mut FileDiff> {
@@ -134,82 +133,197 @@ fn diff_impl<R1: Read, R2: Read>(
     spec: &FileSpec,
     old: Option<R1>,
     new: R2,
-    mut groups: Option<&mut BTreeMap<String, FileDiff>>,
-) -> Result<FileDiff, DiffError> {
-    let col = spec.entity_index().filter(|_| groups.is_some());
+    by_entity: bool,
+) -> Result<(FileDiff, BTreeMap<String, FileDiff>), DiffError> {
     let mut new = SortedRows::open(spec, Side::New, new)?;
-    let mut old = match old {
-        Some(r) => Some(SortedRows::open(spec, Side::Old, r)?),
-        None => None,
-    };
-    // A key never spans more columns than the row has.
-    let key = spec.key_len().min(spec.header().len());
-    let mut diff = FileDiff::default();
+    let mut merge = RowDiff::open(spec, old, by_entity)?;
+    while new.advance()? {
+        merge.merge.merge(&new.cur)?;
+    }
+    merge.merge.finish()
+}
 
-    let mut have_old = match old.as_mut() {
-        Some(o) => o.advance()?,
-        None => false,
-    };
-    let mut have_new = new.advance()?;
-    loop {
-        // What to do with the current rows: consume old (removed), new (added), or both.
-        let step = match (have_old, have_new, old.as_ref()) {
-            (false, false, _) => break,
-            (true, false, _) => Ordering::Less,
-            (false, true, _) => Ordering::Greater,
-            (true, true, Some(o)) => cmp_fields(&o.cur, &new.cur, 0, key),
-            // `have_old` is only true when `old` is Some.
-            (true, true, None) => break,
+/// The diff of the previous export of a file (read and parsed, streaming) against the rows of
+/// the new one as they are rendered, handed in file order as a [`RowSink`]: the new file is
+/// never parsed back. Holds two rows per side, like [`diff_files`].
+pub struct RowDiff<R: Read> {
+    merge: Merge<R>,
+    /// The new row being merged, and the one before it (for the sort check).
+    cur: csv::ByteRecord,
+    prev: csv::ByteRecord,
+    /// The first error found while rows were pushed (a `RowSink` can only return `io::Error`).
+    failed: Option<DiffError>,
+}
+
+/// The merge join of the old rows with new rows handed one by one.
+struct Merge<R: Read> {
+    file: &'static str,
+    key: usize,
+    col: Option<usize>,
+    old: Option<SortedRows<R>>,
+    have_old: bool,
+    rows_new: u64,
+    diff: FileDiff,
+    groups: Option<BTreeMap<String, FileDiff>>,
+}
+
+impl<R: Read> RowDiff<R> {
+    /// Starts the diff of `spec`'s file against `old` (`None`: every row is added), checking
+    /// the old header. With `by_entity`, also counts by `spec.entity_column`.
+    ///
+    /// # Errors
+    /// [`DiffError::Header`] when the previous file has another header (another format or
+    /// optional columns); [`DiffError::Csv`] when it cannot be read.
+    pub fn open(spec: &FileSpec, old: Option<R>, by_entity: bool) -> Result<Self, DiffError> {
+        let mut old = match old {
+            Some(r) => Some(SortedRows::open(spec, Side::Old, r)?),
+            None => None,
         };
-        match step {
-            Ordering::Less => {
-                diff.removed += 1;
-                if let Some(o) = old.as_ref()
-                    && let Some(g) = group_of(&mut groups, col, &o.cur)
-                {
-                    g.removed += 1;
-                    g.rows_old += 1;
+        let have_old = match old.as_mut() {
+            Some(o) => o.advance()?,
+            None => false,
+        };
+        Ok(RowDiff {
+            merge: Merge {
+                file: spec.name,
+                // A key never spans more columns than the row has.
+                key: spec.key_len().min(spec.header().len()),
+                col: spec.entity_index().filter(|_| by_entity),
+                old,
+                have_old,
+                rows_new: 0,
+                diff: FileDiff::default(),
+                groups: by_entity.then(BTreeMap::new),
+            },
+            cur: csv::ByteRecord::new(),
+            prev: csv::ByteRecord::new(),
+            failed: None,
+        })
+    }
+
+    /// The counts: the whole file's, and by entity when asked (empty for a file without an
+    /// entity column).
+    ///
+    /// # Errors
+    /// The first error met while rows were pushed or the rest of the old file was read.
+    pub fn finish(mut self) -> Result<(FileDiff, BTreeMap<String, FileDiff>), DiffError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        self.merge.finish()
+    }
+
+    fn push(&mut self, fields: &[&str]) -> Result<(), DiffError> {
+        std::mem::swap(&mut self.cur, &mut self.prev);
+        self.cur.clear();
+        for f in fields {
+            self.cur.push_field(f.as_bytes());
+        }
+        let m = &mut self.merge;
+        if m.rows_new > 0 {
+            let row = m.rows_new + 1;
+            let file = m.file.to_string();
+            match cmp_fields(&self.prev, &self.cur, 0, m.key) {
+                Ordering::Less => {}
+                Ordering::Equal => {
+                    return Err(DiffError::DuplicateKey {
+                        file,
+                        side: Side::New,
+                        row,
+                    });
                 }
-                have_old = advance_old(&mut old)?;
-            }
-            Ordering::Greater => {
-                diff.added += 1;
-                if let Some(g) = group_of(&mut groups, col, &new.cur) {
-                    g.added += 1;
-                    g.rows_new += 1;
+                Ordering::Greater => {
+                    return Err(DiffError::Unsorted {
+                        file,
+                        side: Side::New,
+                        row,
+                    });
                 }
-                have_new = new.advance()?;
             }
-            Ordering::Equal => {
-                if let Some(o) = old.as_ref() {
-                    let changed = cmp_fields(&o.cur, &new.cur, key, usize::MAX) != Ordering::Equal;
-                    if changed {
-                        diff.changed += 1;
-                    }
-                    if let Some(g) = group_of(&mut groups, col, &o.cur) {
-                        g.rows_old += 1;
-                    }
-                    if let Some(g) = group_of(&mut groups, col, &new.cur) {
+        }
+        m.merge(&self.cur)
+    }
+}
+
+impl<R: Read> Merge<R> {
+    /// Merges the next new row (sorted after the previous one: the caller checked) with the
+    /// old rows up to its key.
+    fn merge(&mut self, new: &csv::ByteRecord) -> Result<(), DiffError> {
+        self.rows_new += 1;
+        loop {
+            let step = match (self.have_old, self.old.as_ref()) {
+                (true, Some(o)) => cmp_fields(&o.cur, new, 0, self.key),
+                _ => Ordering::Greater,
+            };
+            match step {
+                Ordering::Less => self.remove_old()?,
+                Ordering::Greater => {
+                    self.diff.added += 1;
+                    if let Some(g) = group_of(&mut self.groups, self.col, new) {
+                        g.added += 1;
                         g.rows_new += 1;
-                        if changed {
-                            g.changed += 1;
-                        }
                     }
+                    return Ok(());
                 }
-                have_old = advance_old(&mut old)?;
-                have_new = new.advance()?;
+                Ordering::Equal => {
+                    if let Some(o) = self.old.as_mut() {
+                        let changed =
+                            cmp_fields(&o.cur, new, self.key, usize::MAX) != Ordering::Equal;
+                        if changed {
+                            self.diff.changed += 1;
+                        }
+                        if let Some(g) = group_of(&mut self.groups, self.col, &o.cur) {
+                            g.rows_old += 1;
+                        }
+                        if let Some(g) = group_of(&mut self.groups, self.col, new) {
+                            g.rows_new += 1;
+                            if changed {
+                                g.changed += 1;
+                            }
+                        }
+                        self.have_old = o.advance()?;
+                    }
+                    return Ok(());
+                }
             }
         }
     }
-    diff.rows_old = old.as_ref().map_or(0, |o| o.rows);
-    diff.rows_new = new.rows;
-    Ok(diff)
+
+    /// Counts the current old row as removed and reads the next.
+    fn remove_old(&mut self) -> Result<(), DiffError> {
+        if let Some(o) = self.old.as_mut() {
+            self.diff.removed += 1;
+            if let Some(g) = group_of(&mut self.groups, self.col, &o.cur) {
+                g.removed += 1;
+                g.rows_old += 1;
+            }
+            self.have_old = o.advance()?;
+        } else {
+            self.have_old = false;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(FileDiff, BTreeMap<String, FileDiff>), DiffError> {
+        while self.have_old {
+            self.remove_old()?;
+        }
+        self.diff.rows_old = self.old.as_ref().map_or(0, |o| o.rows);
+        self.diff.rows_new = self.rows_new;
+        Ok((self.diff, self.groups.unwrap_or_default()))
+    }
 }
 
-fn advance_old<R: Read>(old: &mut Option<SortedRows<R>>) -> Result<bool, DiffError> {
-    match old.as_mut() {
-        Some(o) => o.advance(),
-        None => Ok(false),
+impl<R: Read> RowSink for RowDiff<R> {
+    fn row(&mut self, fields: &[&str]) -> io::Result<()> {
+        if self.failed.is_some() {
+            return Err(io::Error::other("the diff already failed"));
+        }
+        self.push(fields).map_err(|e| {
+            let msg = e.to_string();
+            self.failed = Some(e);
+            io::Error::other(msg)
+        })
     }
 }
 
@@ -715,6 +829,96 @@ mod tests {
         assert_eq!(groups.len(), 2);
         assert_eq!(groups["student"], counts(3, 4, 1, 0, 0));
         assert_eq!(groups["teacher"], counts(2, 0, 0, 2, 0));
+    }
+
+    /// [`RowDiff`] fed the new rows as the renderer hands them, split at commas.
+    fn pushed(
+        spec: &FileSpec,
+        old: Option<&[u8]>,
+        new: &[&str],
+    ) -> Result<(FileDiff, BTreeMap<String, FileDiff>), DiffError> {
+        let mut d = RowDiff::open(spec, old, true)?;
+        for row in new {
+            let fields: Vec<&str> = row.split(',').collect();
+            if d.row(&fields).is_err() {
+                break;
+            }
+        }
+        d.finish()
+    }
+
+    #[test]
+    fn pushed_rows_give_the_counts_of_the_written_file() {
+        let spec = crate::format::V2_ENROLLMENTS;
+        let old_rows = [
+            "c1,s1,student",
+            "c1,s2,student",
+            "c1,t1,teacher",
+            "c2,t2,teacher",
+        ];
+        let new_rows = ["c1,s1,student", "c1,s3,student", "c2,s1,student"];
+        let old = csv_of(&spec, &old_rows);
+        let new = csv_of(&spec, &new_rows);
+        let read = diff_files_by_entity(&spec, Some(old.as_slice()), new.as_slice()).unwrap();
+        let (total, groups) = pushed(&spec, Some(old.as_slice()), &new_rows).unwrap();
+        assert_eq!((total, groups.clone()), read);
+        assert_eq!(total, counts(4, 3, 2, 3, 0));
+        assert_eq!(groups["teacher"], counts(2, 0, 0, 2, 0));
+        // Keyed rows: changed, added, removed, and the old rows left after the last new one.
+        let old = csv_of(
+            &KEYED,
+            &["1,A,Ann", "2,A,Bob", "3,B,Cy", "5,B,Eve", "7,C,Gus"],
+        );
+        let (total, _) = pushed(
+            &KEYED,
+            Some(old.as_slice()),
+            &["1,A,Anna", "3,B,Cy", "4,B,Dan"],
+        )
+        .unwrap();
+        assert_eq!(total, counts(5, 3, 1, 3, 1));
+        let (total, _) = pushed(&KEYED, None, &["1,A,Ann"]).unwrap();
+        assert_eq!(total, counts(0, 1, 1, 0, 0));
+    }
+
+    #[test]
+    fn pushed_rows_out_of_order_or_another_old_header_are_errors() {
+        let old = csv_of(&KEYED, &["1,A,Ann"]);
+        let err = pushed(&KEYED, Some(old.as_slice()), &["2,A,Bob", "1,A,Ann"]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DiffError::Unsorted {
+                    side: Side::New,
+                    row: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = pushed(&KEYED, Some(old.as_slice()), &["1,A,Ann", "1,A,Ann"]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DiffError::DuplicateKey {
+                    side: Side::New,
+                    row: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let other = csv_of(&WHOLE_ROW, &["S1,10"]);
+        let err = pushed(&KEYED, Some(other.as_slice()), &["1,A,Ann"]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DiffError::Header {
+                    side: Side::Old,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("warning: {w}");
             }
             check_state(&cfg).await?;
-            run::check(&cfg, offline, send_test).await?;
+            crate::check::check(&cfg, offline, send_test).await?;
             Ok(ExitCode::SUCCESS)
         }
         Verb::Status { json, runs } => {
@@ -395,7 +395,7 @@ async fn approve(
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let failed = run::deliver_pending_now(cfg, store).await?;
+    let failed = crate::delivery::deliver_pending_now(cfg, store).await?;
     if failed.total() > 0 {
         anyhow::bail!("{}", failed.message());
     }

@@ -3,8 +3,10 @@
 
 mod backoff;
 mod baseline;
+mod check;
 mod cli;
 mod config;
+mod delivery;
 mod logging;
 mod metrics;
 mod notify;

@@ -104,7 +104,7 @@ async fn worker(
             }
         };
         if let Some(job) = due {
-            let attempt = run::attempt(&store, dest.as_ref(), &job, &policy);
+            let attempt = crate::delivery::attempt(&store, dest.as_ref(), &job, &policy);
             tokio::pin!(attempt);
             let result = tokio::select! {
                 r = &mut attempt => r,

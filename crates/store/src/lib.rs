@@ -181,19 +181,6 @@ pub struct Snapshot {
     pub files: Vec<FileManifest>,
 }
 
-impl Snapshot {
-    /// True when `files` are exactly this snapshot's files (same names, sizes and content
-    /// hashes, in any order): the export is unchanged and nothing needs publishing.
-    pub fn same_content(&self, files: &[FileManifest]) -> bool {
-        let key = |f: &FileManifest| (f.name.clone(), f.bytes, f.hash.clone());
-        let mut mine: Vec<_> = self.files.iter().map(key).collect();
-        let mut theirs: Vec<_> = files.iter().map(key).collect();
-        mine.sort();
-        theirs.sort();
-        mine == theirs
-    }
-}
-
 /// A publish step after which [`StoreOptions::fail_point`] makes publishing stop as if the
 /// process had crashed there (nothing is cleaned up), so tests can check recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,374 @@
+//! Rendering the files of a built export, each once: its bytes are hashed, checked by the
+//! publish gate and compared with the current snapshot's copy in one pass; only a file that
+//! differs is written (into a staging folder created on the first difference), and one that
+//! does not is hard-linked from the current snapshot.
+//!
+//! Why compare instead of hashing first: deciding "unchanged" from a hash alone needs a
+//! rendering before anything is written, and a second one to write what changed. Comparing the
+//! rendered bytes with the old file as they stream decides it in the same pass that writes:
+//! - first export (no old files): every file is written as it is rendered, as before;
+//! - unchanged: every file matches its old copy to the last byte; nothing is written, no
+//!   staging folder exists;
+//! - one name changed: the files that match are linked, the one that differs is written from
+//!   the point where it diverges (its identical prefix copied from the old file first).
+//!
+//! Reading the old copy byte by byte is also the re-check the link needs: a snapshot file edited
+//! by hand no longer matches, so the rendered file is written instead of the edited one linked.
+
+use anyhow::{Context, anyhow};
+use sds_core::diff::HashingWriter;
+use sds_core::validate::{FileDone, Planned, SetCheck, Violation};
+use sds_core::{Built, FileSpec};
+use sds_store::{FileManifest, Snapshot, Staging, Store};
+use std::fs;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// One file of the export as rendered.
+#[derive(Debug)]
+pub struct RenderedFile {
+    pub spec: &'static FileSpec,
+    pub manifest: FileManifest,
+    /// Not the current snapshot's file by its recorded size and hash (or there is none).
+    pub changed: bool,
+}
+
+/// Every file of the export, in the export's file order.
+#[derive(Debug)]
+pub struct Rendered {
+    pub files: Vec<RenderedFile>,
+    /// The folder holding the new snapshot's files; `None` when the export is unchanged and
+    /// nothing was written.
+    pub staging: Option<Staging>,
+    /// The publish gate's findings (all severities).
+    pub findings: Vec<Violation>,
+}
+
+/// Where a file's bytes ended up.
+enum Placed {
+    /// Identical to this file of the current snapshot, byte for byte: nothing written.
+    Same(PathBuf),
+    Written,
+}
+
+/// The staging folder, created by whichever file first needs it.
+struct LazyStaging<'s> {
+    store: &'s Store,
+    cell: OnceLock<Result<Staging, sds_store::StoreError>>,
+}
+
+impl LazyStaging<'_> {
+    fn path(&self) -> io::Result<&Path> {
+        match self.cell.get_or_init(|| self.store.new_staging()) {
+            Ok(s) => Ok(s.path()),
+            Err(e) => Err(io::Error::other(e.to_string())),
+        }
+    }
+
+    /// The folder, or the store's own error (so `failure_kind` can name it).
+    fn into_inner(self) -> anyhow::Result<Option<Staging>> {
+        match self.cell.into_inner() {
+            None => Ok(None),
+            Some(Ok(s)) => Ok(Some(s)),
+            Some(Err(e)) => Err(e).context("cannot create a staging folder in the state directory"),
+        }
+    }
+}
+
+/// Renders every file of `built` once (see the module comment), the files of one dependency
+/// level in parallel: the gate checks a file after the files it refers to.
+pub fn render_files(
+    built: &Built,
+    current: Option<&Snapshot>,
+    store: &Store,
+) -> anyhow::Result<Rendered> {
+    let old_dir = current
+        .filter(|c| c.folder_present)
+        .map(|c| c.folder.as_path());
+    let staging = LazyStaging {
+        store,
+        cell: OnceLock::new(),
+    };
+    let mut gate = SetCheck::new(built.format(), true);
+    let names: Vec<&str> = built.files().iter().map(|f| f.name).collect();
+    let mut placed: Vec<Option<(FileManifest, Placed)>> =
+        built.files().iter().map(|_| None).collect();
+    let mut failed = None;
+    for level in gate.plan(&names) {
+        let done = std::thread::scope(|scope| {
+            let (gate, staging) = (&gate, &staging);
+            let handles = level
+                .iter()
+                .map(|planned| {
+                    let old = old_dir.map(|d| d.join(planned.spec.name));
+                    std::thread::Builder::new()
+                        .name("sds-render".into())
+                        .spawn_scoped(scope, move || {
+                            render_one(built, gate, planned, old.as_deref(), staging)
+                        })
+                        .context("cannot start a thread to write the files")
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().map_err(|_| {
+                        anyhow!("a file writer thread panicked (a bug: please report it)")
+                    })?
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        });
+        match done {
+            Ok(done) => {
+                for (m, p, checked) in done {
+                    if let Some(slot) = names
+                        .iter()
+                        .position(|n| *n == m.name)
+                        .and_then(|i| placed.get_mut(i))
+                    {
+                        *slot = Some((m, p));
+                    }
+                    gate.absorb(checked);
+                }
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    // A staging folder that could not be created is the store's error, whatever a thread said.
+    let staging = staging.into_inner()?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let placed = placed
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| anyhow!("a file of the export was not written (a bug: please report it)"))?;
+
+    let recorded = |name: &str| current.and_then(|c| c.files.iter().find(|f| f.name == name));
+    let files: Vec<RenderedFile> = built
+        .files()
+        .iter()
+        .zip(&placed)
+        .map(|(spec, (m, _))| RenderedFile {
+            spec,
+            manifest: m.clone(),
+            changed: recorded(&m.name).is_none_or(|r| r.hash != m.hash || r.bytes != m.bytes),
+        })
+        .collect();
+    let unchanged = current.is_some_and(|c| {
+        c.files.len() == files.len()
+            && c.files.iter().all(|f| names.contains(&f.name.as_str()))
+            && files.iter().all(|f| !f.changed)
+    });
+    if unchanged {
+        // Written anyway only when the old copies were missing or edited: the record says
+        // the data is the current snapshot's, which stays.
+        if let Some(s) = staging {
+            s.discard().context("cannot remove the staging folder")?;
+        }
+        return Ok(Rendered {
+            files,
+            staging: None,
+            findings: Vec::new(),
+        });
+    }
+    let staging = match staging {
+        Some(s) => s,
+        None => store
+            .new_staging()
+            .context("cannot create a staging folder in the state directory")?,
+    };
+    for (m, p) in &placed {
+        if let Placed::Same(old) = p {
+            link_or_copy(old, &staging.path().join(&m.name))?;
+        }
+    }
+    Ok(Rendered {
+        files,
+        staging: Some(staging),
+        findings: gate.finish(),
+    })
+}
+
+/// A hard link to the current snapshot's identical file; a copy where links do not work (the
+/// state directory spans file systems, or the file system has none).
+fn link_or_copy(old: &Path, new: &Path) -> anyhow::Result<()> {
+    if fs::hard_link(old, new).is_ok() {
+        return Ok(());
+    }
+    fs::copy(old, new)
+        .map(|_| ())
+        .with_context(|| format!("cannot copy {} to {}", old.display(), new.display()))
+}
+
+/// One file: rendered into the hasher, the gate and the old copy's comparison or the staging
+/// folder.
+fn render_one(
+    built: &Built,
+    gate: &SetCheck,
+    planned: &Planned,
+    old: Option<&Path>,
+    staging: &LazyStaging,
+) -> anyhow::Result<(FileManifest, Placed, FileDone)> {
+    // The export's own spec of the file: its header has the optional columns it writes.
+    let spec = built.spec(planned.spec.name).unwrap_or(planned.spec);
+    let mut check = gate.file(planned);
+    check.header(&spec.header());
+    check.expect_rows(built.row_count(spec.name));
+    let mut render = || -> io::Result<(FileManifest, Placed)> {
+        let out = Output::open(spec.name, old, staging)?;
+        let mut w = HashingWriter::new(out);
+        built.write_file_to(spec.name, &mut w, &mut check)?;
+        let (out, hash) = w.finish();
+        let placed = out.finish()?;
+        let m = FileManifest {
+            name: spec.name.to_owned(),
+            rows: built.row_count(spec.name),
+            bytes: hash.bytes,
+            hash: hash.hash,
+            license: spec.license,
+            changes: None,
+        };
+        Ok((m, placed))
+    };
+    let (m, placed) = render().with_context(|| {
+        format!(
+            "cannot write {} into the staging folder (is the disk full?)",
+            spec.name
+        )
+    })?;
+    Ok((m, placed, check.finish()))
+}
+
+/// Where the rendered bytes of a file go: compared with the old copy while they match it,
+/// then into the staging folder.
+struct Output<'a> {
+    name: &'static str,
+    staging: &'a LazyStaging<'a>,
+    to: To,
+}
+
+enum To {
+    /// Every byte so far equals the old copy's first `matched` bytes.
+    Compare {
+        path: PathBuf,
+        old: BufReader<fs::File>,
+        matched: u64,
+    },
+    Write(BufWriter<fs::File>),
+}
+
+/// Read-ahead of the old copy: large reads, few system calls.
+const COMPARE_BUFFER: usize = 256 * 1024;
+
+impl<'a> Output<'a> {
+    fn open(
+        name: &'static str,
+        old: Option<&Path>,
+        staging: &'a LazyStaging<'a>,
+    ) -> io::Result<Self> {
+        let to = match old.map(|p| (p, fs::File::open(p))) {
+            Some((path, Ok(f))) => To::Compare {
+                path: path.to_owned(),
+                old: BufReader::with_capacity(COMPARE_BUFFER, f),
+                matched: 0,
+            },
+            // No old copy (or an unreadable one): the file is new.
+            _ => To::Write(create(staging, name)?),
+        };
+        Ok(Output { name, staging, to })
+    }
+
+    /// From comparing to writing: the staging file starts with the prefix that matched, copied
+    /// from the old file (it is the rendered prefix, byte for byte).
+    fn diverge(&mut self) -> io::Result<&mut BufWriter<fs::File>> {
+        if let To::Compare { path, matched, .. } = &self.to {
+            let mut file = create(self.staging, self.name)?;
+            let copied = io::copy(&mut fs::File::open(path)?.take(*matched), &mut file)?;
+            if copied != *matched {
+                return Err(io::Error::other(format!(
+                    "{} of the current snapshot shrank while it was read",
+                    path.display()
+                )));
+            }
+            self.to = To::Write(file);
+        }
+        match &mut self.to {
+            To::Write(w) => Ok(w),
+            To::Compare { .. } => Err(io::Error::other("unreachable: still comparing")),
+        }
+    }
+
+    /// Flushes a written file; a compared one is the old copy only if that ends here too.
+    fn finish(mut self) -> io::Result<Placed> {
+        if let To::Compare { old, path, .. } = &mut self.to {
+            if old.fill_buf()?.is_empty() {
+                return Ok(Placed::Same(path.clone()));
+            }
+            self.diverge()?;
+        }
+        match self.to {
+            // Flushes, so a full disk is reported here, with the file's name.
+            To::Write(w) => w
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .map(|_| Placed::Written),
+            To::Compare { .. } => Err(io::Error::other("unreachable: still comparing")),
+        }
+    }
+}
+
+fn create(staging: &LazyStaging, name: &str) -> io::Result<BufWriter<fs::File>> {
+    Ok(BufWriter::new(fs::File::create(
+        staging.path()?.join(name),
+    )?))
+}
+
+impl Write for Output<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let To::Compare { old, matched, .. } = &mut self.to {
+            let mut rest = buf;
+            while !rest.is_empty() {
+                // An old copy that cannot be read any more is treated as different.
+                let avail = match old.fill_buf() {
+                    Ok(a) => a,
+                    Err(_) => break,
+                };
+                let n = avail.len().min(rest.len());
+                if n == 0 {
+                    break; // the old copy is shorter
+                }
+                let (a, b) = (&avail[..n], &rest[..n]);
+                // Everything up to the first different byte is still the old copy's prefix.
+                let same = if a == b {
+                    n
+                } else {
+                    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+                };
+                old.consume(same);
+                *matched += same as u64;
+                rest = &rest[same..];
+                if same < n {
+                    break;
+                }
+            }
+            if rest.is_empty() {
+                return Ok(buf.len());
+            }
+            self.diverge()?.write_all(rest)?;
+            return Ok(buf.len());
+        }
+        self.diverge()?.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.to {
+            To::Compare { .. } => Ok(()),
+            To::Write(w) => w.flush(),
+        }
+    }
+}
