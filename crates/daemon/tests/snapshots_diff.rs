@@ -247,7 +247,8 @@ struct Untouched {
     current: Option<i64>,
     runs: usize,
     /// A staging folder created and removed again still leaves its trace here: an unchanged
-    /// export is recognised from fingerprints, before anything is written.
+    /// export is recognised while its files are compared with the current snapshot's, before
+    /// anything is written.
     staging_mtime: Option<std::time::SystemTime>,
 }
 
@@ -362,6 +363,54 @@ fn unchanged_run_writes_and_enqueues_nothing() {
     assert_unchanged_run(&env, &again, "third run");
     assert_eq!(env.snapshot_folders(), vec![first.to_string()]);
     assert_eq!(env.outbox_rows(), 2);
+}
+
+/// A run that changes some files writes only those: the others are hard links to the current
+/// snapshot's files. A current snapshot file edited by hand is never passed on: the new
+/// snapshot gets the bytes sds-sync renders.
+#[cfg(unix)]
+#[test]
+fn a_changed_run_links_the_equal_files_and_rewrites_an_edited_one() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new("v1");
+    let first = env.publish_first();
+    let path = |id: i64, name: &str| env.snapshots_dir().join(id.to_string()).join(name);
+    let inode = |id: i64, name: &str| {
+        std::fs::metadata(path(id, name))
+            .unwrap_or_else(|e| panic!("snapshot {id} {name}: {e}"))
+            .ino()
+    };
+    let school = env.snapshot_file(first, "School.csv");
+    let mut edited = school.clone();
+    edited.extend_from_slice(b"999,Edited By Hand\r\n");
+    std::fs::write(path(first, "School.csv"), &edited).unwrap();
+    // Student.csv and License.csv (display name) change; nothing else.
+    env.sql("UPDATE students SET last_name = 'Alvarez Ruiz' WHERE student_number = '000123';");
+    let run = env.once();
+    run.expect_code(0);
+    let second = current_id(&env.status()).expect("a new snapshot");
+    assert_ne!(second, first);
+    env.assert_delivered(second);
+    for name in ["Student.csv", "License.csv"] {
+        assert_ne!(inode(second, name), inode(first, name), "{name} is new");
+    }
+    assert_eq!(
+        env.snapshot_file(second, "School.csv"),
+        school,
+        "School.csv as rendered"
+    );
+    assert_ne!(inode(second, "School.csv"), inode(first, "School.csv"));
+    for name in [
+        "Section.csv",
+        "Teacher.csv",
+        "StudentEnrollment.csv",
+        "TeacherRoster.csv",
+    ] {
+        assert_eq!(inode(second, name), inode(first, name), "{name} is linked");
+    }
+    let counts = counts_from_log(&run);
+    assert_eq!(counts["Student.csv"], (30, Some([0, 0, 1])));
+    assert_eq!(counts["School.csv"], (3, Some([0, 0, 0])));
 }
 
 /// The SIS file is rebuilt with every table's rows inserted in reverse order: the default
