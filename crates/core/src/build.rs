@@ -2346,7 +2346,9 @@ fn username(rule: UsernameRule, email: &str) -> &str {
 
 /// Replaces each CRLF, CR or LF (and NUL, the packed-row separator) with one space, then trims.
 fn clean(raw: &str) -> Cow<'_, str> {
-    if !raw.contains(['\r', '\n', '\0']) {
+    // A byte loop, not a `char` pattern: CR, LF and NUL are ASCII, so they never occur inside a
+    // multi-byte character, and a char pattern decodes every character of every value.
+    if !raw.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
         return Cow::Borrowed(raw.trim());
     }
     let mut s = String::with_capacity(raw.len());

@@ -11,6 +11,7 @@
 //! the keys are IDs from the district's own SIS, not attacker-chosen input. And since a SIS
 //! returns a student's enrollments together, the last symbol is checked before the table.
 
+use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
 
@@ -66,17 +67,24 @@ impl Interner {
             return Some(last);
         }
         let hash = self.hasher.hash_one(s);
-        if let Some(sym) = self.lookup(hash, s) {
-            self.last = Some(sym);
-            return Some(sym);
-        }
-        let sym = u32::try_from(self.ends.len()).ok()?;
-        let end = u32::try_from(self.text.len() + s.len()).ok()?;
-        self.text.push_str(s);
-        self.ends.push(end);
+        // One probe: the slot a new symbol goes to is found by the same search that did not
+        // find `s` (a lookup, then an insert, would walk the probe sequence twice).
         let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
-        self.table
-            .insert_unique(hash, sym, |&sym| hasher.hash_one(get(text, ends, sym)));
+        let sym = match self.table.entry(
+            hash,
+            |&sym| get(text, ends, sym) == s,
+            |&sym| hasher.hash_one(get(text, ends, sym)),
+        ) {
+            Entry::Occupied(found) => *found.get(),
+            Entry::Vacant(slot) => {
+                let sym = u32::try_from(self.ends.len()).ok()?;
+                let end = u32::try_from(self.text.len() + s.len()).ok()?;
+                self.text.push_str(s);
+                self.ends.push(end);
+                slot.insert(sym);
+                sym
+            }
+        };
         self.last = Some(sym);
         Some(sym)
     }

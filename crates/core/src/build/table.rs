@@ -88,8 +88,7 @@ impl Table {
     /// only on row content, never on push order.
     pub(crate) fn sort_resolve(&mut self, key_fields: usize, mut dropped: impl FnMut(&str, bool)) {
         let (text, ends) = (&self.text, &self.ends);
-        self.order
-            .sort_unstable_by(|&a, &b| raw(text, ends, a).cmp(raw(text, ends, b)));
+        sort_rows(&mut self.order, text, ends);
         let mut kept = Vec::with_capacity(self.order.len());
         for group in self.order.chunk_by(|&a, &b| {
             key(raw(text, ends, a), key_fields) == key(raw(text, ends, b), key_fields)
@@ -148,6 +147,36 @@ impl<'a> IntoIterator for &'a Table {
     }
 }
 
+/// Sorts row numbers by their rows' text. Each row's first eight bytes are read once into an
+/// integer that is compared first, so most comparisons touch neither the arena nor `ends`
+/// (rows in push order are scattered through them: a million-row string sort was mostly cache
+/// misses); only rows whose first eight bytes tie are compared as text.
+fn sort_rows(order: &mut [u32], text: &str, ends: &[u32]) {
+    let mut keyed: Vec<(u64, u32)> = order
+        .iter()
+        .map(|&r| (prefix(raw(text, ends, r)), r))
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| raw(text, ends, a.1).cmp(raw(text, ends, b.1)))
+    });
+    for (slot, (_, r)) in order.iter_mut().zip(keyed) {
+        *slot = r;
+    }
+}
+
+/// The first eight bytes of `row`, big-endian, zero-padded: `prefix(a) < prefix(b)` implies
+/// `a < b` (a row shorter than eight bytes sorts before every row it is a prefix of, and its
+/// padding never exceeds a real byte), and equal prefixes decide nothing.
+fn prefix(row: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let head = row.as_bytes().get(..8).unwrap_or(row.as_bytes());
+    if let Some(dst) = bytes.get_mut(..head.len()) {
+        dst.copy_from_slice(head);
+    }
+    u64::from_be_bytes(bytes)
+}
+
 fn raw<'a>(text: &'a str, ends: &[u32], r: u32) -> &'a str {
     let r = r as usize;
     let start = match r.checked_sub(1) {
@@ -158,26 +187,65 @@ fn raw<'a>(text: &'a str, ends: &[u32], r: u32) -> &'a str {
     text.get(start..end).unwrap_or("")
 }
 
+// The field helpers below find separators with a plain byte loop: fields are short (IDs, names),
+// and `str::split(char)` set up a searcher per call and was the largest single cost of `finish`
+// at district scale (about a tenth of the builder's CPU time), called once per probe of every
+// binary search by ID.
+
 /// Field `i` of a packed row ("" when the row has fewer fields).
 pub(crate) fn field(row: &str, i: usize) -> &str {
-    row.split(SEP).nth(i).unwrap_or("")
+    let mut start = 0;
+    let mut n = 0;
+    for (at, &b) in row.as_bytes().iter().enumerate() {
+        if b == 0 {
+            if n == i {
+                // NUL is ASCII: `start..at` lies on character boundaries.
+                return row.get(start..at).unwrap_or("");
+            }
+            n += 1;
+            start = at + 1;
+        }
+    }
+    if n == i {
+        row.get(start..).unwrap_or("")
+    } else {
+        ""
+    }
 }
 
 /// The first `N` fields of a packed row (missing ones blank).
 pub(crate) fn fields<const N: usize>(row: &str) -> [&str; N] {
     let mut out = [""; N];
-    for (slot, value) in out.iter_mut().zip(row.split(SEP)) {
-        *slot = value;
+    let mut start = 0;
+    let mut n = 0;
+    for (at, &b) in row.as_bytes().iter().enumerate() {
+        if b == 0 {
+            match out.get_mut(n) {
+                Some(slot) => *slot = row.get(start..at).unwrap_or(""),
+                None => return out,
+            }
+            n += 1;
+            start = at + 1;
+        }
+    }
+    if let Some(slot) = out.get_mut(n) {
+        *slot = row.get(start..).unwrap_or("");
     }
     out
 }
 
 /// The first `k` fields of a packed row, still packed: equal keys ⇔ equal prefixes.
 pub(crate) fn key(row: &str, k: usize) -> &str {
-    match row.match_indices(SEP).nth(k.saturating_sub(1)) {
-        Some((at, _)) => row.get(..at).unwrap_or(row),
-        None => row,
+    let mut n = 0;
+    for (at, &b) in row.as_bytes().iter().enumerate() {
+        if b == 0 {
+            n += 1;
+            if n >= k {
+                return row.get(..at).unwrap_or(row);
+            }
+        }
     }
+    row
 }
 
 #[cfg(test)]
@@ -250,6 +318,52 @@ mod tests {
     }
 
     #[test]
+    fn prefix_order_agrees_with_text_order() {
+        // Rows around the eight-byte boundary, NUL separators, padding and multi-byte text.
+        let rows = [
+            "",
+            "\0",
+            "a",
+            "a\0",
+            "a\0\0",
+            "ab",
+            "abcdefg",
+            "abcdefg\0",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefgh\0a",
+            "abcdefgha",
+            "abcdefgi",
+            "é",
+            "é\0x",
+            "Zoë",
+            "zoé",
+            "0000123456",
+            "0000123457",
+            "000012345\0",
+            "\u{7f}",
+            "日本語のテキスト",
+        ];
+        for a in rows {
+            for b in rows {
+                let by_prefix = prefix(a).cmp(&prefix(b));
+                if by_prefix != Ordering::Equal {
+                    assert_eq!(by_prefix, a.cmp(b), "{a:?} vs {b:?}");
+                }
+            }
+        }
+        let mut t = Table::default();
+        for r in rows {
+            assert!(t.push(&[r]));
+        }
+        // Keyed by the whole row: every row is distinct, none is dropped.
+        t.sort_resolve(9, |r, _| panic!("dropped {r:?}"));
+        let mut want = rows.to_vec();
+        want.sort_unstable();
+        assert_eq!(t.iter().collect::<Vec<_>>(), want);
+    }
+
+    #[test]
     fn field_helpers() {
         assert_eq!(key("a\0b\0c", 1), "a");
         assert_eq!(key("a\0b\0c", 2), "a\0b");
@@ -258,5 +372,37 @@ mod tests {
         assert_eq!(fields::<4>("a\0b"), ["a", "b", "", ""]);
         assert_eq!(field("a\0b", 1), "b");
         assert_eq!(field("a\0b", 5), "");
+        assert_eq!(key("a\0b", 0), "a");
+        assert_eq!(key("", 1), "");
+        assert_eq!(fields::<2>("a\0b\0c"), ["a", "b"]);
+        assert_eq!(fields::<3>(""), ["", "", ""]);
+        assert_eq!(fields::<3>("\0é\0"), ["", "é", ""]);
+        // The same answers as splitting the row, for rows with empty and multi-byte fields.
+        for row in [
+            "",
+            "\0",
+            "a",
+            "a\0",
+            "\0b",
+            "Zoë\0\0Nguyễn\0",
+            "1\0two\0three\0four",
+        ] {
+            let parts: Vec<&str> = row.split(SEP).collect();
+            for i in 0..6 {
+                assert_eq!(
+                    field(row, i),
+                    parts.get(i).copied().unwrap_or(""),
+                    "{row:?} {i}"
+                );
+            }
+            let [a, b, c, d, e] = fields::<5>(row);
+            for (i, got) in [a, b, c, d, e].into_iter().enumerate() {
+                assert_eq!(got, parts.get(i).copied().unwrap_or(""), "{row:?} {i}");
+            }
+            for k in 1..6 {
+                let want = parts.get(..k.min(parts.len())).unwrap_or(&[]).join("\0");
+                assert_eq!(key(row, k), want, "{row:?} {k}");
+            }
+        }
     }
 }

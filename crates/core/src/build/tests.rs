@@ -2123,3 +2123,230 @@ fn scale_one_million_students() {
     assert!(counts(&built).is_empty(), "{:?}", counts(&built));
     assert!(peak < 200 * 1024, "peak {peak} kB");
 }
+
+/// The shape of `scripts/bench.sh`'s district as a v1 export sees it, pushed as a source hands
+/// rows out (borrowed values), for measuring the builder by hand:
+/// `SDS_SCALE=0.1 cargo test --release -p sds-core --lib scale_v1_district -- --ignored
+/// --nocapture` (default scale 1.0: 1,800 schools, 1,000,000 students with ten-digit IDs in no
+/// particular order, 75,000 teachers at 82,875 schools, 300,000 sections, 7,500,000 enrollments
+/// in student order, 297,000 roster rows). Prints CPU time per phase; the generator's own share
+/// of the push phase is timed separately so it can be told apart. For instruction counts run the
+/// test binary under `valgrind --tool=callgrind --toggle-collect='*Builder*'`.
+#[test]
+#[ignore]
+fn scale_v1_district() {
+    use std::fmt::Write as _;
+    fn cpu_ms() -> u64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<u64> = after
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        (f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) * 10
+    }
+    fn peak_kb() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .unwrap_or("");
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|kb| kb.parse().ok())
+            .unwrap_or(0)
+    }
+    let scale: f64 = std::env::var("SDS_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let n = |base: f64, min: u64| ((base * scale).round() as u64).max(min);
+    let (schools, students, staff, sections) = (
+        n(1800.0, 2),
+        n(1_000_000.0, 40),
+        n(75_000.0, 4),
+        n(300_000.0, 20),
+    );
+    const FIRST: [&str; 8] = [
+        "José",
+        "Zoë",
+        "Liam",
+        "Olivia",
+        "D'Andre",
+        "Łukasz",
+        "Mary Kate",
+        "Wei",
+    ];
+    const LAST: [&str; 8] = [
+        "García",
+        "O'Brien",
+        "Reyes, Jr.",
+        "Nguyễn",
+        "Smith",
+        "Kim",
+        "Müller",
+        "Chen",
+    ];
+    // A permutation of the row number, as generate.sql's student numbers are.
+    let student_id = |i: u64, out: &mut String| {
+        out.clear();
+        let _ = write!(out, "{:010}", (i + 1) * 48271 % 2_147_483_647);
+    };
+    let school_code = |s: u64, out: &mut String| {
+        out.clear();
+        let _ = write!(out, "{:03}", s + 1);
+    };
+    // Section g: school g % schools, course g / schools % 40, section code g / (40 * schools).
+    let section_parts = |g: u64| (g % schools, g / schools % 40, g / (40 * schools) + 1);
+    let per_school = sections.div_ceil(schools);
+    let enrollments_of = |i: u64| 7 + i % 2;
+    let section_of = |i: u64, k: u64| {
+        let s = i % schools;
+        let l = (i * 31 + k * 97) % per_school;
+        let g = l * schools + s;
+        if g < sections { g } else { s }
+    };
+
+    let mut b = Builder::new(opts(Format::V1));
+    let (mut a, mut c, mut d, mut e, mut f) = (
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+    );
+    let started = cpu_ms();
+    for s in 0..schools {
+        school_code(s, &mut a);
+        let _ = write!(c, "School {s}");
+        b.push_row(Entity::Schools, &[Some(&a), Some(&c)]);
+        c.clear();
+    }
+    for i in 0..students {
+        student_id(i, &mut a);
+        school_code(i % schools, &mut c);
+        let (first, last) = (FIRST[i as usize % 8], LAST[i as usize / 8 % 8]);
+        d.clear();
+        let _ = write!(d, "student{i}@district.example.org");
+        e.clear();
+        let _ = write!(e, "{}", i % 12 + 1);
+        b.push_row(
+            Entity::Students,
+            &[
+                Some(&a),
+                Some(&c),
+                Some(first),
+                Some(last),
+                Some(&d),
+                None,
+                Some(&e),
+            ],
+        );
+    }
+    let assignments = staff + staff / 10;
+    for t in 0..assignments {
+        let person = t % staff;
+        a.clear();
+        let _ = write!(a, "T{person:06}");
+        school_code((person + t / staff * 7) % schools, &mut c);
+        d.clear();
+        let _ = write!(d, "teacher{person}@district.example.org");
+        let (first, last) = (FIRST[person as usize % 8], LAST[person as usize / 8 % 8]);
+        b.push_row(
+            Entity::Teachers,
+            &[Some(&a), Some(&c), Some(first), Some(last), Some(&d), None],
+        );
+    }
+    for g in 0..sections {
+        let (s, course, code) = section_parts(g);
+        school_code(s, &mut a);
+        c.clear();
+        let _ = write!(c, "C{course:02}");
+        d.clear();
+        let _ = write!(d, "{code}");
+        e.clear();
+        let _ = write!(e, "Course {course}");
+        b.push_row(
+            Entity::Sections,
+            &[
+                Some(&a),
+                Some(&c),
+                Some(&d),
+                (g % 100 != 0).then_some(e.as_str()),
+            ],
+        );
+    }
+    // The enrollment rows, generated without pushing them: the generator's share.
+    let mut generate_enrollments = |push: &mut dyn FnMut(&[Option<&str>])| {
+        let mut rows = 0u64;
+        for i in 0..students {
+            student_id(i, &mut f);
+            for k in 0..enrollments_of(i) {
+                let (s, course, code) = section_parts(section_of(i, k));
+                school_code(s, &mut a);
+                c.clear();
+                let _ = write!(c, "C{course:02}");
+                d.clear();
+                let _ = write!(d, "{code}");
+                push(&[Some(&a), Some(&c), Some(&d), Some(&f)]);
+                rows += 1;
+            }
+        }
+        rows
+    };
+    let before_enrollments = cpu_ms();
+    let rows = generate_enrollments(&mut |v| b.push_row(Entity::StudentEnrollments, v));
+    let pushed_enrollments = cpu_ms();
+    generate_enrollments(&mut |v| {
+        std::hint::black_box(v);
+    });
+    let generated = cpu_ms();
+    for g in 0..sections {
+        if g % 100 == 7 {
+            continue;
+        }
+        let (s, course, code) = section_parts(g);
+        school_code(s, &mut a);
+        c.clear();
+        let _ = write!(c, "C{course:02}");
+        d.clear();
+        let _ = write!(d, "{code}");
+        e.clear();
+        let _ = write!(e, "T{:06}", g % staff);
+        b.push_row(
+            Entity::TeacherRosters,
+            &[Some(&a), Some(&c), Some(&d), Some(&e)],
+        );
+    }
+    let pushed = cpu_ms();
+    let built = b.finish().unwrap();
+    let finished = cpu_ms();
+    let mut bytes = 0;
+    for spec in built.files() {
+        bytes += built.write_file(spec.name, io::sink()).unwrap();
+    }
+    let rendered = cpu_ms();
+    // The files' digest, to show a change to the builder left every byte as it was.
+    let mut hasher = blake3::Hasher::new();
+    for spec in built.files() {
+        built.write_file(spec.name, &mut hasher).unwrap();
+    }
+    let push_other = (pushed - started) - (generated - before_enrollments);
+    println!(
+        "scale {scale}: {rows} enrollment rows pushed in {} ms (generating them alone {} ms); \
+         other pushes {push_other} ms; finish {} ms; render {} ms ({bytes} bytes); peak {} kB",
+        pushed_enrollments - before_enrollments,
+        generated - pushed_enrollments,
+        finished - pushed,
+        rendered - finished,
+        peak_kb()
+    );
+    println!("  digest {}", hasher.finalize().to_hex());
+    for spec in built.files() {
+        println!("  {} {} rows", spec.name, built.row_count(spec.name));
+    }
+    for d in built.drops() {
+        println!("  dropped {} {} {}", d.file, d.reason, d.count);
+    }
+    assert_eq!(built.row_count("Student.csv"), students);
+}
