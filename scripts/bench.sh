@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# District-scale benchmark of sds-sync against PostgreSQL (issue 9), natively or through ODBC
-# (--odbc, issue 18). See BENCHMARKS.md.
+# District-scale benchmark of sds-sync against PostgreSQL (issues 9 and 17), natively or through
+# ODBC (--odbc, issue 18), side by side with the floor and a Python peer. See BENCHMARKS.md.
 #
-#   scripts/bench.sh [--scale F] [--odbc] [--sorted-floor] [--regenerate] [--keep] [--no-build | --bin PATH]
+#   scripts/bench.sh [--scale F] [--odbc] [--repeat N] [--no-peer] [--regenerate] [--keep]
+#                    [--no-build | --bin PATH]
 #   scripts/bench.sh [--scale F] --drop
 #
 #   --scale F      size of the synthetic district; 1.0 = 1,800 schools, 1,000,000 students,
 #                  7,500,000 enrollments (default 1.0; 0.001 runs in seconds)
 #   --odbc         read the database through ODBC (driver "PostgreSQL Unicode", Debian
 #                  odbc-postgresql, with UseDeclareFetch=1) instead of postgres://; the build
-#                  enables the `odbc` feature, and a --bin must have it
-#   --sorted-floor also time the six queries with ORDER BY their file's key (informational: the
-#                  floor of a tool that must write sorted files, as sds-sync does)
+#                  enables the `odbc` feature, and a --bin must have it (the peer and the floor
+#                  read natively either way)
+#   --repeat N     run every measured command N times and report the lowest wall time of each
+#                  (default 1; on a shared machine 2 or 3 filters out a busy moment)
+#   --no-peer      leave out the Python peer (no virtual environment, no psycopg)
+#   --sorted-floor accepted for old command lines: the sorted floor is always measured now
 #   --regenerate   drop and rebuild the benchmark database of that scale first
 #   --keep         keep the temporary folder (state dir, outputs, logs) and print its path
 #   --no-build     use the release binary already built (target/release/sds-sync) as it is
@@ -23,19 +27,27 @@
 #   2. creates database sds_bench_<scale> (reference schema, deploy/sis/schema-postgres.sql,
 #      filled by scripts/bench/generate.sql) unless it already exists for this scale and
 #      generator; it is left in place for the next run (drop it with --drop)
-#   3. warms the page cache, then measures wall time and peak RSS (/usr/bin/time -v) of
-#      (d) the floor: the six default queries exported by `psql -c "\copy (...) TO ... CSV HEADER"`
-#      (a) the first full v1 export: `sds-sync once`, fresh state dir, one local destination
-#      (b) an unchanged run
-#      (c) a run after one student's first name changed (UPDATE of one row, undone afterwards)
+#   3. warms the page cache, then measures wall time, peak RSS, client CPU (user + sys) and
+#      bytes written (/usr/bin/time -v) of
+#      (d)  the floor: the six queries sds-sync runs, exported by
+#           `psql -c "\copy (...) TO ... CSV HEADER"`
+#      (d') the sorted floor: the same with ORDER BY the key of their file
+#      (p)  the Python peer: scripts/bench/peer.py, the v1 export a district admin would write
+#           with psycopg 3 (installed into a virtual environment, see SDS_BENCH_VENV below)
+#      (a)  the first full v1 export: `sds-sync once`, fresh state dir, one local destination
+#      (b)  an unchanged run
+#      (c)  a run after one student's first name changed (UPDATE of one row, undone afterwards)
+#      and the phases of (a), (b), (c) from their JSON logs (scripts/bench/phases.jq)
 #   4. checks the functional results: row counts of every file against an independent SQL
-#      count, (b) published nothing and enqueued nothing, (c) reports exactly one changed row
-#      in Student.csv and nothing else; prints the figures, the ratios to the floor and the
-#      issue's targets with PASS/FAIL.
+#      count, the peer's files byte for byte equal to sds-sync's, (b) published nothing,
+#      enqueued nothing and created no staging folder, (c) reports exactly one changed row in
+#      Student.csv and nothing else; prints the figures as markdown tables (BENCHMARKS.md), the
+#      ratios to the floor and issue 17's targets (informational: met or missed).
 #
-# Exit status: 0 when every functional check passed (performance targets that are missed are
-# reported as FAIL but do not fail the script), 1 on a functional failure, 2 on bad usage or a
-# missing tool. PostgreSQL: PGHOST/PGPORT/PGUSER/PGPASSWORD (default postgres@127.0.0.1:5432).
+# Exit status: 0 when every functional check passed (missed performance targets never fail the
+# script), 1 on a functional failure, 2 on bad usage or a missing tool. PostgreSQL:
+# PGHOST/PGPORT/PGUSER/PGPASSWORD (default postgres@127.0.0.1:5432). The peer's virtual
+# environment: SDS_BENCH_VENV (default ~/.cache/sds-sync/bench-venv), created once.
 set -euo pipefail
 CALLER_PWD=$(pwd)
 cd "$(dirname "$0")/.."
@@ -47,8 +59,9 @@ KEEP=0
 DROP=0
 BUILD=1
 BIN=""
-SORTED_FLOOR=0
 ODBC=0
+REPEAT=1
+PEER=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE="${2:?--scale needs a number}"; shift 2 ;;
@@ -56,8 +69,11 @@ while [ $# -gt 0 ]; do
     --regenerate) REGENERATE=1; shift ;;
     --keep) KEEP=1; shift ;;
     --drop) DROP=1; shift ;;
-    --sorted-floor) SORTED_FLOOR=1; shift ;;
+    --sorted-floor) shift ;;
     --odbc) ODBC=1; shift ;;
+    --repeat) REPEAT="${2:?--repeat needs a count}"; shift 2 ;;
+    --repeat=*) REPEAT="${1#--repeat=}"; shift ;;
+    --no-peer) PEER=0; shift ;;
     --no-build) BUILD=0; shift ;;
     --bin) BIN="${2:?--bin needs a path}"; BUILD=0; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -66,6 +82,10 @@ while [ $# -gt 0 ]; do
 done
 if ! [[ "$SCALE" =~ ^[0-9]*\.?[0-9]+$ ]] || awk -v s="$SCALE" 'BEGIN { exit !(s <= 0 || s > 19) }'; then
   echo "bench: --scale must be a number in (0, 19], got $SCALE" >&2
+  exit 2
+fi
+if ! [[ "$REPEAT" =~ ^[1-9][0-9]?$ ]]; then
+  echo "bench: --repeat must be a count from 1 to 99, got $REPEAT" >&2
   exit 2
 fi
 
@@ -80,8 +100,11 @@ step() { printf '\n== %s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
 FAILURES=()
 fail() { printf 'FUNCTIONAL FAILURE: %s\n' "$*"; FAILURES+=("$*"); }
+TC=1  # every run exited 0 with the expected row counts
 T3A=1 # unchanged run published/enqueued/touched nothing
+T3B=1 # unchanged run created no staging folder (a target: reported, never a failure)
 T4=1  # one-name change reported as exactly one changed Student.csv row
+TP=1  # the peer wrote sds-sync's files byte for byte
 fail_b() { T3A=0; fail "$@"; }
 fail_c() { T4=0; fail "$@"; }
 
@@ -104,13 +127,15 @@ if [ "$DROP" = 1 ]; then
   exit 0
 fi
 
+apt_install() { # package...
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
+  say "installing $* (apt-get)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }
+}
 install_pkg() { # command package
   command -v "$1" >/dev/null && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing $2 (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-  fi
+  apt_install "$2" || true
   command -v "$1" >/dev/null || die "$1 is missing: install the $2 package"
 }
 [ -x /usr/bin/time ] || { install_pkg time time; }
@@ -124,6 +149,23 @@ if [ "$ODBC" = 1 ]; then
 fi
 FEATURES=()
 [ "$ODBC" = 1 ] && FEATURES=(--features sds-daemon/odbc)
+
+# The peer's Python: a virtual environment of its own with psycopg 3 (the binary wheel, which
+# bundles libpq), created once and reused; the system's Python is left alone.
+PEER_VENV="${SDS_BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sds-sync/bench-venv}"
+PEER_PY="$PEER_VENV/bin/python"
+if [ "$PEER" = 1 ] && ! { [ -x "$PEER_PY" ] && "$PEER_PY" -c 'import psycopg' 2>/dev/null; }; then
+  step "Python peer: creating $PEER_VENV with psycopg[binary] (once)"
+  install_pkg python3 python3
+  rm -rf "$PEER_VENV"
+  mkdir -p "$(dirname "$PEER_VENV")"
+  python3 -m venv "$PEER_VENV" 2>/dev/null \
+    || { rm -rf "$PEER_VENV"; apt_install python3-venv && python3 -m venv "$PEER_VENV"; } \
+    || die "python3 -m venv failed (Debian: apt-get install python3-venv); --no-peer leaves the peer out"
+  "$PEER_VENV/bin/pip" install -q --disable-pip-version-check 'psycopg[binary]>=3.2,<4' \
+    || die "cannot install psycopg[binary] into $PEER_VENV; --no-peer leaves the peer out"
+  "$PEER_PY" -c 'import psycopg' || die "psycopg does not import in $PEER_VENV"
+fi
 
 # ---------------------------------------------------------------------------------------------
 t0=$(date +%s.%N)
@@ -212,21 +254,56 @@ printf '%s\n' "$QUERIES" | grep -q '\\' && die "unexpected escape in a default q
 # ---------------------------------------------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sds-bench.XXXXXX")
 TARGET_STUDENT=""
+NAME_CHANGED=0
+SUMMARY=0
 cleanup() {
-  if [ -n "$TARGET_STUDENT" ]; then
+  local rc=$?
+  if [ "$rc" != 0 ] && [ ${#FAILURES[@]} -gt 0 ] && [ "$SUMMARY" = 0 ]; then
+    printf '\nbench stopped early (status %s) after %s functional failure(s):\n' "$rc" "${#FAILURES[@]}"
+    printf '  %s\n' "${FAILURES[@]}"
+  fi
+  if [ -n "$TARGET_STUDENT" ] && [ "$NAME_CHANGED" = 1 ]; then
     "${PSQL[@]}" -d "$DB" -c "UPDATE students SET first_name = regexp_replace(first_name, '-Zoë\$', '') WHERE student_number = '$TARGET_STUDENT' AND first_name LIKE '%-Zoë'" >/dev/null 2>&1 || true
   fi
   if [ "$KEEP" = 1 ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
+printf '%s\n' "$QUERIES" >"$TMP/queries.tsv"
 
-# /usr/bin/time -v fields of a report file: wall seconds, max RSS kB, CPU %, FS outputs (blocks)
+# /usr/bin/time -v fields of a report file: wall seconds, max RSS kB, CPU seconds (user + sys),
+# FS outputs (512-byte blocks)
 wall_of() { awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$1"; }
 rss_of() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
-cpu_of() { awk -F': ' '/Percent of CPU/ { print $2 }' "$1"; }
+cpu_of() { awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$1"; }
 out_of() { awk -F': ' '/File system outputs/ { print $2 }' "$1"; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+blocks_mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b * 512 / 1048576 }'; }
+add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a + b }'; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+# The figures of each measurement, by row key (floor, sorted, peer, a, b, c): the repetition
+# with the lowest wall time.
+declare -A WALL RSS CPU OUT LOAD
+keep_best() { # key wall rss_kb cpu_s out_blocks load -> 0 when this repetition is the best so far
+  if [ -z "${WALL[$1]:-}" ] || lt "$2" "${WALL[$1]}"; then
+    WALL[$1]=$2 RSS[$1]=$3 CPU[$1]=$4 OUT[$1]=$5 LOAD[$1]=$6
+    return 0
+  fi
+  return 1
+}
+keep_time() { # key time-file load
+  keep_best "$1" "$(wall_of "$2")" "$(rss_of "$2")" "$(cpu_of "$2")" "$(out_of "$2")" "$3"
+}
+figures() { # key
+  printf 'wall %s s, peak RSS %s MB, client CPU %s s, written %s MB, load %s' "${WALL[$1]}" \
+    "$(mb "${RSS[$1]}")" "${CPU[$1]}" "$(blocks_mb "${OUT[$1]}")" "${LOAD[$1]}"
+}
+of_time() { # time-file: the same line for one repetition
+  printf 'wall %s s, peak RSS %s MB, client CPU %s s, written %s MB' "$(wall_of "$1")" \
+    "$(mb "$(rss_of "$1")")" "$(cpu_of "$1")" "$(blocks_mb "$(out_of "$1")")"
+}
 
 if [ "$ODBC" = 1 ]; then
   # UseDeclareFetch=1: psqlodbc reads through a cursor, Fetch rows at a time, instead of holding
@@ -236,7 +313,7 @@ else
   SOURCE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB"
 fi
 CONFIG="$TMP/config.toml"
-cat >"$CONFIG" <<EOF
+cat >"$CONFIG" <<TOML
 # sds-sync benchmark config (written by scripts/bench.sh)
 [source]
 url = "$SOURCE_URL"
@@ -258,7 +335,7 @@ level = "info"
 name = "bench-local"
 kind = "local"
 path = "$TMP/outbox"
-EOF
+TOML
 [ -n "${PGPASSWORD:-}" ] && export SDS_SYNC__SOURCE__PASSWORD="$PGPASSWORD"
 export SDS_SYNC_CONFIG="$CONFIG"
 unset RUST_LOG
@@ -270,6 +347,7 @@ step "machine"
 say "nproc=$(nproc) mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
 say "load average before: $(load)"
 say "busiest processes: $(ps -eo pcpu=,comm= --sort=-pcpu | head -4 | awk '{ printf "%s(%s%%) ", $2, $1 }')"
+say "every measured command runs $REPEAT time(s); the lowest wall time of each is reported"
 
 step "warm-up (SELECT count(*) of every table, so every measurement reads from the page cache)"
 for table in schools students staff staff_schools courses sections section_enrollments; do
@@ -278,45 +356,73 @@ done
 echo
 
 # ---------------------------------------------------------------------------------------------
-step "(d) floor: psql \\copy of the six default queries, one after the other"
-mkdir -p "$TMP/floor"
-FLOOR_WALL=0
-FLOOR_RSS=0
+# The floors: the six queries through `psql \copy`, one after the other; a set's figures are
+# the sum of the six wall times, CPU times and writes, and the largest RSS.
+declare -A SORT_KEY=([Schools]="school_id" [Students]="student_id" [Teachers]="teacher_id, school_id"
+  [Sections]="school_id, course_code, section_code"
+  [StudentEnrollments]="school_id, course_code, section_code, student_id"
+  [TeacherRosters]="school_id, course_code, section_code, teacher_id")
 FLOOR_ROWS=0
-printf '%-22s %10s %9s %10s\n' query rows wall_s rss_MB
-while IFS=$'\t' read -r name sql; do
-  out="$TMP/floor/$name.csv"
-  /usr/bin/time -v -o "$TMP/time.floor.$name" \
-    "${PSQL[@]}" -d "$DB" -c "\\copy ($sql) TO '$out' CSV HEADER"
-  w=$(wall_of "$TMP/time.floor.$name"); r=$(rss_of "$TMP/time.floor.$name")
-  rows=$(($(wc -l <"$out") - 1))
-  FLOOR_ROWS=$((FLOOR_ROWS + rows))
-  FLOOR_WALL=$(awk -v a="$FLOOR_WALL" -v b="$w" 'BEGIN { print a + b }')
-  [ "$r" -gt "$FLOOR_RSS" ] && FLOOR_RSS=$r
-  printf '%-22s %10s %9s %10s\n' "$name" "$rows" "$w" "$(mb "$r")"
-done <<<"$QUERIES"
-FLOOR_BYTES=$(du -cb "$TMP"/floor/*.csv | tail -1 | cut -f1)
-rm -rf "$TMP/floor"
-printf '%-22s %10s %9s %10s\n' total "$FLOOR_ROWS" "$FLOOR_WALL" "$(mb "$FLOOR_RSS")"
-
-SORTED_WALL=""
-if [ "$SORTED_FLOOR" = 1 ]; then
-  step "(d') informational: the same queries with ORDER BY the key of their file (server-side sort)"
-  declare -A SORT_KEY=([Schools]="school_id" [Students]="student_id" [Teachers]="teacher_id, school_id"
-    [Sections]="school_id, course_code, section_code"
-    [StudentEnrollments]="school_id, course_code, section_code, student_id"
-    [TeacherRosters]="school_id, course_code, section_code, teacher_id")
-  SORTED_WALL=0
+FLOOR_BYTES=0
+floor_set() { # key: floor | sorted
+  local key=$1 name sql order="" w=0 r=0 c=0 o=0 rows=0 l
+  l=$(load1)
   mkdir -p "$TMP/floor"
+  printf '  %-22s %10s %9s %10s %8s\n' query rows wall_s rss_MB cpu_s
   while IFS=$'\t' read -r name sql; do
-    /usr/bin/time -v -o "$TMP/time.sorted.$name" \
-      "${PSQL[@]}" -d "$DB" -c "\\copy ($sql ORDER BY ${SORT_KEY[$name]:?no sort key for $name}) TO '$TMP/floor/$name.csv' CSV HEADER"
-    w=$(wall_of "$TMP/time.sorted.$name")
-    SORTED_WALL=$(awk -v a="$SORTED_WALL" -v b="$w" 'BEGIN { print a + b }')
-    printf '%-22s %9s\n' "$name" "$w"
+    [ "$key" = sorted ] && order=" ORDER BY ${SORT_KEY[$name]:?no sort key for $name}"
+    /usr/bin/time -v -o "$TMP/time.$key.$name" \
+      "${PSQL[@]}" -d "$DB" -c "\\copy ($sql$order) TO '$TMP/floor/$name.csv' CSV HEADER"
+    local f="$TMP/time.$key.$name" n
+    n=$(($(wc -l <"$TMP/floor/$name.csv") - 1))
+    rows=$((rows + n))
+    w=$(add "$w" "$(wall_of "$f")"); c=$(add "$c" "$(cpu_of "$f")"); o=$((o + $(out_of "$f")))
+    [ "$(rss_of "$f")" -gt "$r" ] && r=$(rss_of "$f")
+    printf '  %-22s %10s %9s %10s %8s\n' "$name" "$n" "$(wall_of "$f")" "$(mb "$(rss_of "$f")")" "$(cpu_of "$f")"
   done <<<"$QUERIES"
+  FLOOR_ROWS=$rows
+  FLOOR_BYTES=$(du -cb "$TMP"/floor/*.csv | tail -1 | cut -f1)
   rm -rf "$TMP/floor"
-  printf '%-22s %9s\n' total "$SORTED_WALL"
+  printf '  %-22s %10s %9s %10s %8s\n' total "$rows" "$w" "$(mb "$r")" "$c"
+  keep_best "$key" "$w" "$r" "$c" "$o" "$l" || true
+}
+
+for i in $(seq "$REPEAT"); do
+  step "(d) floor: psql \\copy of the six queries sds-sync runs, one after the other ($i/$REPEAT)"
+  floor_set floor
+done
+for i in $(seq "$REPEAT"); do
+  step "(d') sorted floor: the same with ORDER BY the key of their file (server-side sort) ($i/$REPEAT)"
+  floor_set sorted
+done
+
+# ---------------------------------------------------------------------------------------------
+# (p) The Python peer writes the six files of the same export into $TMP/peer; after (a) they
+# must equal sds-sync's byte for byte (same rows, same rules, same CSV), or the comparison
+# would not be like for like.
+PEER_PHASES=""
+if [ "$PEER" = 1 ]; then
+  PEER_DSN="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$DB"
+  for i in $(seq "$REPEAT"); do
+    step "(p) Python peer: scripts/bench/peer.py, psycopg $("$PEER_PY" -c 'import psycopg; print(psycopg.__version__)') ($i/$REPEAT)"
+    rm -rf "$TMP/peer"
+    l=$(load1)
+    rc=0
+    /usr/bin/time -v -o "$TMP/time.peer.$i" "$PEER_PY" "$ROOT/scripts/bench/peer.py" \
+      --dsn "$PEER_DSN" --queries "$TMP/queries.tsv" --out "$TMP/peer" 2>"$TMP/log.peer.$i" || rc=$?
+    if [ "$rc" != 0 ]; then
+      TP=0
+      fail "the Python peer exited with $rc:"
+      tail -5 "$TMP/log.peer.$i"
+      continue
+    fi
+    say "  $(of_time "$TMP/time.peer.$i")"
+    sed -n 's/^dropped: /  dropped: /p' "$TMP/log.peer.$i"
+    if keep_time peer "$TMP/time.peer.$i" "$l"; then
+      PEER_PHASES=$(grep '^{"phases"' "$TMP/log.peer.$i" | jq -c '.phases' || true)
+    fi
+  done
+  [ -n "$PEER_PHASES" ] && say "  phases of the best run (s): $(jq -r 'to_entries | map("\(.key) \(.value)") | join(", ")' <<<"$PEER_PHASES")"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -325,31 +431,30 @@ run_sds() { # tag
   local tag=$1 rc=0
   /usr/bin/time -v -o "$TMP/time.$tag" "$BIN" once >"$TMP/out.$tag" 2>"$TMP/log.$tag" || rc=$?
   if [ "$rc" != 0 ]; then
+    TC=0
     fail "sds-sync once ($tag) exited with $rc; last log lines:"
     tail -5 "$TMP/log.$tag"
   fi
   "$BIN" status --json --runs 1 >"$TMP/status.$tag" 2>>"$TMP/log.status" \
     || fail "sds-sync status --json failed after ($tag)"
 }
-snapshot_dirs() { find "$TMP/state/snapshots" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l; }
+snapshot_dirs() { { find "$TMP/state/snapshots" -mindepth 1 -maxdepth 1 -type d 2>/dev/null || true; } | wc -l; }
 outbox_rows() { # jobs in the state DB's delivery outbox ("?" without the sqlite3 CLI)
   command -v sqlite3 >/dev/null && sqlite3 "file:$TMP/state/state.sqlite?mode=ro" 'SELECT count(*) FROM outbox' 2>/dev/null || echo "?"
 }
-outbox_stamp() { find "$TMP/outbox" -type f -printf '%f %s %T@ %i\n' 2>/dev/null | sort; }
+outbox_stamp() { { find "$TMP/outbox" -type f -printf '%f %s %T@ %i\n' 2>/dev/null || true; } | sort; }
 status_q() { jq -r "$2" "$TMP/status.$1"; }
 
-# Phase timings of one run from the timestamps of its JSON log (scripts/bench/phases.jq).
-phases() { # tag
-  jq -rs -f "$ROOT/scripts/bench/phases.jq" "$TMP/log.$1" 2>/dev/null \
-    || say "    (no phase timings: log not in the expected JSON shape)"
-}
-
-report_run() { # tag title
-  local f="$TMP/time.$1"
-  printf '  wall %s s, peak RSS %s MB, CPU %s, file system outputs %s MB\n' \
-    "$(wall_of "$f")" "$(mb "$(rss_of "$f")")" "$(cpu_of "$f")" \
-    "$(awk -v b="$(out_of "$f")" 'BEGIN { printf "%.1f", b * 512 / 1048576 }')"
-  phases "$1"
+# Phase timings of a run (scripts/bench/phases.jq), kept for the summary as $TMP/phases.<key>.
+declare -A BEST_TAG
+measure() { # key tag load: keeps the run's figures if it is the best of its key so far
+  say "  $(of_time "$TMP/time.$2")"
+  jq -rs --argjson wall "$(wall_of "$TMP/time.$2")" -f "$ROOT/scripts/bench/phases.jq" "$TMP/log.$2" \
+    >"$TMP/phases.$2" 2>/dev/null || echo '{}' >"$TMP/phases.$2"
+  jq -r 'to_entries[] | select(.value != null) | "    \(.key): \(.value) s"' "$TMP/phases.$2"
+  if keep_time "$1" "$TMP/time.$2" "$3"; then
+    BEST_TAG[$1]=$2
+  fi
 }
 
 check_counts() { # tag
@@ -357,100 +462,167 @@ check_counts() { # tag
   for file in $(jq -r 'keys[]' <<<"$EXPECTED"); do
     want=$(jq -r --arg f "$file" '.[$f]' <<<"$EXPECTED")
     got=$(jq -r --arg f "$file" '.recent_runs[0].files[]? | select(.file == $f) | .rows' "$TMP/status.$1")
-    [ "$got" = "$want" ] || fail "($1) $file has ${got:-no} rows, expected $want"
+    [ "$got" = "$want" ] || { TC=0; fail "($1) $file has ${got:-no} rows, expected $want"; }
   done
   local n
   n=$(jq -r '.recent_runs[0].files | length' "$TMP/status.$1")
-  [ "$n" = 6 ] || fail "($1) $n files reported, expected the 6 files of SDS v1"
+  [ "$n" = 6 ] || { TC=0; fail "($1) $n files reported, expected the 6 files of SDS v1"; }
 }
 
 # ---------------------------------------------------------------------------------------------
-step "(a) first full export: sds-sync once (fresh state, local destination)"
-run_sds a
-report_run a
-[ "$(status_q a '.recent_runs[0].outcome')" = published ] || fail "(a) outcome is $(status_q a '.recent_runs[0].outcome'), expected published"
-check_counts a
-SNAP_A=$(status_q a '.current.id')
-[ "$(status_q a '.pending_deliveries | length')" = 0 ] || fail "(a) a delivery is still pending"
-for f in School Section Student Teacher StudentEnrollment TeacherRoster; do
-  [ -f "$TMP/outbox/$f.csv" ] || fail "(a) $f.csv was not delivered to the local destination"
+for i in $(seq "$REPEAT"); do
+  step "(a) first full export: sds-sync once (fresh state, local destination) ($i/$REPEAT)"
+  rm -rf "$TMP/state" "$TMP/outbox"
+  l=$(load1)
+  run_sds "a$i"
+  measure a "a$i" "$l"
+  [ "$(status_q "a$i" '.recent_runs[0].outcome')" = published ] || fail "(a$i) outcome is $(status_q "a$i" '.recent_runs[0].outcome'), expected published"
+  check_counts "a$i"
+  [ "$(status_q "a$i" '.pending_deliveries | length')" = 0 ] || fail "(a$i) a delivery is still pending"
+  for f in School Section Student Teacher StudentEnrollment TeacherRoster; do
+    [ -f "$TMP/outbox/$f.csv" ] || fail "(a$i) $f.csv was not delivered to the local destination"
+  done
 done
-SDS_BYTES=$(status_q a '[.current.files[].bytes] | add')
-SDS_ROWS=$(status_q a '.current.total_rows')
-jq -r '.recent_runs[0].files[] | "  \(.file): \(.rows) rows, \(.bytes) bytes"' "$TMP/status.a"
-grep '"rows dropped"' "$TMP/log.a" | jq -r '"  dropped: \(.file) \(.reason) \(.count)"' || true
+LAST_A="a$REPEAT"
+SNAP_A=$(status_q "$LAST_A" '.current.id')
+SDS_BYTES=$(status_q "$LAST_A" '[.current.files[].bytes] | add')
+SDS_ROWS=$(status_q "$LAST_A" '.current.total_rows')
+jq -r '.recent_runs[0].files[] | "  \(.file): \(.rows) rows, \(.bytes) bytes"' "$TMP/status.$LAST_A"
+grep '"rows dropped"' "$TMP/log.$LAST_A" | jq -r '"  dropped: \(.file) \(.reason) \(.count)"' || true
+if [ "$PEER" = 1 ] && [ "$TP" = 1 ] && [ "$TC" = 1 ]; then
+  for f in School Section Student Teacher StudentEnrollment TeacherRoster; do
+    cmp -s "$TMP/peer/$f.csv" "$TMP/outbox/$f.csv" \
+      || { TP=0; fail "the Python peer's $f.csv differs from sds-sync's (diff $TMP/peer/$f.csv $TMP/outbox/$f.csv with --keep)"; }
+  done
+  [ "$TP" = 1 ] && say "  the Python peer wrote the same six files, byte for byte"
+fi
 
-step "(b) unchanged run"
-DIRS_BEFORE=$(snapshot_dirs); OUTBOX_BEFORE=$(outbox_rows); STAMP_BEFORE=$(outbox_stamp)
-STAGING_BEFORE=$(stat -c %y "$TMP/state/staging" 2>/dev/null || echo absent)
-run_sds b
-# A staging folder created and removed again leaves its trace in the parent's mtime.
-STAGING_AFTER=$(stat -c %y "$TMP/state/staging" 2>/dev/null || echo absent)
-report_run b
-[ "$(status_q b '.recent_runs[0].outcome')" = unchanged ] || fail_b "(b) outcome is $(status_q b '.recent_runs[0].outcome'), expected unchanged"
-[ "$(status_q b '.recent_runs[0].snapshot_id')" = null ] || fail_b "(b) the run recorded a snapshot"
-[ "$(status_q b '.current.id')" = "$SNAP_A" ] || fail_b "(b) the current snapshot changed"
-[ "$(snapshot_dirs)" = "$DIRS_BEFORE" ] || fail_b "(b) a snapshot folder was written"
-[ "$(status_q b '.pending_deliveries | length')" = 0 ] || fail_b "(b) a delivery was enqueued"
-[ "$(outbox_rows)" = "$OUTBOX_BEFORE" ] || fail_b "(b) the outbox grew ($OUTBOX_BEFORE -> $(outbox_rows) jobs)"
-[ "$(outbox_stamp)" = "$STAMP_BEFORE" ] || fail_b "(b) the destination's files were rewritten"
-[ -z "$(find "$TMP/state/staging" -mindepth 1 2>/dev/null)" ] || fail_b "(b) a staging folder was left behind"
-jq -e '[.recent_runs[0].files[] | .changed or (.diff.added + .diff.removed + .diff.changed) > 0] | any | not' \
-  "$TMP/status.b" >/dev/null || fail_b "(b) a file is reported as changed"
-B_WRITTEN_MB=$(awk -v b="$(out_of "$TMP/time.b")" 'BEGIN { printf "%.1f", b * 512 / 1048576 }')
-say "  snapshot folders $DIRS_BEFORE -> $(snapshot_dirs), outbox jobs $OUTBOX_BEFORE -> $(outbox_rows), destination untouched"
+for i in $(seq "$REPEAT"); do
+  step "(b) unchanged run ($i/$REPEAT)"
+  DIRS_BEFORE=$(snapshot_dirs); OUTBOX_BEFORE=$(outbox_rows); STAMP_BEFORE=$(outbox_stamp)
+  STAGING_BEFORE=$(stat -c %y "$TMP/state/staging" 2>/dev/null || echo absent)
+  l=$(load1)
+  run_sds "b$i"
+  # A staging folder created and removed again leaves its trace in the parent's mtime.
+  STAGING_AFTER=$(stat -c %y "$TMP/state/staging" 2>/dev/null || echo absent)
+  measure b "b$i" "$l"
+  [ "$(status_q "b$i" '.recent_runs[0].outcome')" = unchanged ] || fail_b "(b$i) outcome is $(status_q "b$i" '.recent_runs[0].outcome'), expected unchanged"
+  [ "$(status_q "b$i" '.recent_runs[0].snapshot_id')" = null ] || fail_b "(b$i) the run recorded a snapshot"
+  [ "$(status_q "b$i" '.current.id')" = "$SNAP_A" ] || fail_b "(b$i) the current snapshot changed"
+  [ "$(snapshot_dirs)" = "$DIRS_BEFORE" ] || fail_b "(b$i) a snapshot folder was written"
+  [ "$(status_q "b$i" '.pending_deliveries | length')" = 0 ] || fail_b "(b$i) a delivery was enqueued"
+  [ "$(outbox_rows)" = "$OUTBOX_BEFORE" ] || fail_b "(b$i) the outbox grew ($OUTBOX_BEFORE -> $(outbox_rows) jobs)"
+  [ "$(outbox_stamp)" = "$STAMP_BEFORE" ] || fail_b "(b$i) the destination's files were rewritten"
+  [ -z "$(find "$TMP/state/staging" -mindepth 1 2>/dev/null)" ] || fail_b "(b$i) a staging folder was left behind"
+  [ "$STAGING_BEFORE" = "$STAGING_AFTER" ] || { T3B=0; say "  a staging folder was created (and removed)"; }
+  jq -e '[.recent_runs[0].files[] | .changed or (.diff.added + .diff.removed + .diff.changed) > 0] | any | not' \
+    "$TMP/status.b$i" >/dev/null || fail_b "(b$i) a file is reported as changed"
+  say "  snapshot folders $DIRS_BEFORE -> $(snapshot_dirs), outbox jobs $OUTBOX_BEFORE -> $(outbox_rows), destination untouched"
+done
 
-step "(c) one student's first name changed"
+# (c) alternates: the odd repetitions add "-Zoë" to the student's first name, the even ones take
+# it off again; either way exactly one row of Student.csv changes.
 read -r TARGET_STUDENT OLD_NAME < <("${PSQL[@]}" -d "$DB" -AtF ' ' -c \
   "SELECT student_number, first_name FROM students WHERE enroll_status = 'A' ORDER BY student_number LIMIT 1")
-"${PSQL[@]}" -d "$DB" -c "UPDATE students SET first_name = first_name || '-Zoë' WHERE student_number = '$TARGET_STUDENT'"
-say "  student $TARGET_STUDENT: first name '$OLD_NAME' -> '$OLD_NAME-Zoë'"
-run_sds c
-"${PSQL[@]}" -d "$DB" -c "UPDATE students SET first_name = regexp_replace(first_name, '-Zoë\$', '') WHERE student_number = '$TARGET_STUDENT'"
-TARGET_STUDENT=""
-report_run c
-[ "$(status_q c '.recent_runs[0].outcome')" = published ] || fail_c "(c) outcome is $(status_q c '.recent_runs[0].outcome'), expected published"
-check_counts c
-jq -r '.recent_runs[0].files[] | "  \(.file): changed=\(.changed) diff=\(.diff | tostring)"' "$TMP/status.c"
-jq -e '.recent_runs[0].files[] | select(.file == "Student.csv") | .changed and .diff.changed == 1 and .diff.added == 0 and .diff.removed == 0' \
-  "$TMP/status.c" >/dev/null || fail_c "(c) Student.csv is not reported as exactly changed=1 added=0 removed=0"
-jq -e '[.recent_runs[0].files[] | select(.file != "Student.csv") | .changed or .diff == null or (.diff.added + .diff.removed + .diff.changed) > 0] | any | not' \
-  "$TMP/status.c" >/dev/null || fail_c "(c) a file other than Student.csv is reported as changed"
-grep -q -- "$OLD_NAME-Zoë" "$TMP/outbox/Student.csv" || fail_c "(c) the new name is not in the delivered Student.csv"
+for i in $(seq "$REPEAT"); do
+  step "(c) one student's first name changed ($i/$REPEAT)"
+  if [ "$NAME_CHANGED" = 0 ]; then
+    "${PSQL[@]}" -d "$DB" -c "UPDATE students SET first_name = first_name || '-Zoë' WHERE student_number = '$TARGET_STUDENT'"
+    NAME_CHANGED=1
+    say "  student $TARGET_STUDENT: first name '$OLD_NAME' -> '$OLD_NAME-Zoë'"
+  else
+    "${PSQL[@]}" -d "$DB" -c "UPDATE students SET first_name = regexp_replace(first_name, '-Zoë\$', '') WHERE student_number = '$TARGET_STUDENT'"
+    NAME_CHANGED=0
+    say "  student $TARGET_STUDENT: first name '$OLD_NAME-Zoë' -> '$OLD_NAME'"
+  fi
+  l=$(load1)
+  run_sds "c$i"
+  measure c "c$i" "$l"
+  [ "$(status_q "c$i" '.recent_runs[0].outcome')" = published ] || fail_c "(c$i) outcome is $(status_q "c$i" '.recent_runs[0].outcome'), expected published"
+  check_counts "c$i"
+  jq -r '.recent_runs[0].files[] | "  \(.file): changed=\(.changed) diff=\(.diff | tostring)"' "$TMP/status.c$i"
+  jq -e '.recent_runs[0].files[] | select(.file == "Student.csv") | .changed and .diff.changed == 1 and .diff.added == 0 and .diff.removed == 0' \
+    "$TMP/status.c$i" >/dev/null || fail_c "(c$i) Student.csv is not reported as exactly changed=1 added=0 removed=0"
+  jq -e '[.recent_runs[0].files[] | select(.file != "Student.csv") | .changed or .diff == null or (.diff.added + .diff.removed + .diff.changed) > 0] | any | not' \
+    "$TMP/status.c$i" >/dev/null || fail_c "(c$i) a file other than Student.csv is reported as changed"
+  # The student's row as delivered (student numbers are digits: a safe pattern).
+  row=$(grep "^$TARGET_STUDENT," "$TMP/outbox/Student.csv" || true)
+  [ -n "$row" ] || fail_c "(c$i) student $TARGET_STUDENT is missing from the delivered Student.csv"
+  if [ "$NAME_CHANGED" = 1 ]; then
+    grep -qF -- "-Zoë" <<<"$row" || fail_c "(c$i) the new name is not in the delivered Student.csv"
+  else
+    grep -qF -- "-Zoë" <<<"$row" && fail_c "(c$i) the old name is not back in the delivered Student.csv"
+  fi
+done
+if [ "$NAME_CHANGED" = 1 ]; then
+  "${PSQL[@]}" -d "$DB" -c "UPDATE students SET first_name = regexp_replace(first_name, '-Zoë\$', '') WHERE student_number = '$TARGET_STUDENT'"
+  NAME_CHANGED=0
+fi
 
 say ""
 say "load average after: $(load)"
 
 # ---------------------------------------------------------------------------------------------
-step "summary (scale $SCALE_NORM, database $DB$([ "$ODBC" = 1 ] && echo ", through ODBC"))"
-A_WALL=$(wall_of "$TMP/time.a"); B_WALL=$(wall_of "$TMP/time.b"); C_WALL=$(wall_of "$TMP/time.c")
-MAX_RSS=$(for t in a b c; do rss_of "$TMP/time.$t"; done | sort -n | tail -1)
+# Summary: markdown tables, ready for BENCHMARKS.md.
+SUMMARY=1
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-printf '%-34s %9s %11s %9s %10s\n' measurement wall_s peak_RSS_MB CPU "x floor"
-printf '%-34s %9s %11s %9s %10s\n' "(d) floor: psql \\copy x6" "$FLOOR_WALL" "$(mb "$FLOOR_RSS")" "-" "1.00"
-if [ -n "$SORTED_WALL" ]; then
-  printf '%-34s %9s %11s %9s %10s\n' "(d') same, ORDER BY key (info)" "$SORTED_WALL" "-" "-" "$(ratio "$SORTED_WALL" "$FLOOR_WALL")"
+verdict() { if [ "$1" = 1 ]; then echo met; else echo missed; fi; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }' && echo 1 || echo 0; }
+F=${WALL[floor]}
+T_A=$(le "$(ratio "${WALL[a]}" "$F")" 1.3)
+T_B=$(le "$(ratio "${WALL[b]}" "$F")" 1.2)
+T_C=$(le "$(ratio "${WALL[c]}" "$F")" 1.4)
+MAX_RSS=$(printf '%s\n' "${RSS[a]}" "${RSS[b]}" "${RSS[c]}" | sort -n | tail -1)
+T_RSS=$(le "$MAX_RSS" $((256 * 1024)))
+B_WRITTEN_MB=$(blocks_mb "${OUT[b]}")
+T_BYTES=$([ "$T3B" = 1 ] && [ "$(le "$B_WRITTEN_MB" 1)" = 1 ] && echo 1 || echo 0)
+
+step "summary (scale $SCALE_NORM, database $DB$([ "$ODBC" = 1 ] && echo ", sds-sync through ODBC"); $(date -u '+%Y-%m-%d %H:%M UTC'); $("$BIN" --version))"
+say "each row: the lowest wall time of $REPEAT run(s); load = 1-minute load average when it started"
+awk -v s="$SCALE_NORM" 'BEGIN { if (s != 1) printf "the targets are defined at scale 1.0; at scale %s they are informational\n", s }'
+[ "$ODBC" = 0 ] || say "through ODBC only the memory target applies (issue 18); the times are informational"
+say ""
+row() { # key title target
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "${WALL[$1]}" "$(mb "${RSS[$1]}")" \
+    "${CPU[$1]}" "$(blocks_mb "${OUT[$1]}")" "$(ratio "${WALL[$1]}" "$F")" "${3:-}" "${LOAD[$1]}"
+}
+say "| measurement | wall s | peak RSS MB | client CPU s | written MB | × floor | target (issue 17) | load |"
+say "|---|--:|--:|--:|--:|--:|---|--:|"
+row floor 'floor: `psql \copy` of the six queries'
+row sorted 'sorted floor: the same, `ORDER BY` the file key'
+if [ -n "${WALL[peer]:-}" ]; then
+  T_PEER=$(le 3 "$(ratio "${WALL[peer]}" "${WALL[a]}")")
+  row peer 'Python peer (psycopg 3, `scripts/bench/peer.py`)' \
+    "≥ 3 × (a): $(ratio "${WALL[peer]}" "${WALL[a]}") × (a), $(verdict "$T_PEER")"
 fi
-for t in a b c; do
-  case $t in a) title="(a) first full export (once)" ;; b) title="(b) unchanged run" ;; c) title="(c) one name changed" ;; esac
-  printf '%-34s %9s %11s %9s %10s\n' "$title" "$(wall_of "$TMP/time.$t")" "$(mb "$(rss_of "$TMP/time.$t")")" "$(cpu_of "$TMP/time.$t")" "$(ratio "$(wall_of "$TMP/time.$t")" "$FLOOR_WALL")"
-done
-say "rows: psql $FLOOR_ROWS (query rows, before the exporter's drops), sds-sync $SDS_ROWS (exported)"
-say "bytes: psql $(mb $((FLOOR_BYTES / 1024))) MB of CSV, sds-sync $(mb $((SDS_BYTES / 1024))) MB"
+row a '(a) first full export (`once`, incl. delivery)' "≤ 1.3 ×: $(verdict "$T_A")"
+row b '(b) unchanged run' "≤ 1.2 ×: $(verdict "$T_B"); writes only the run record (no staging folder, ≤ 1 MB): $(verdict "$T_BYTES")"
+row c '(c) one name changed' "≤ 1.4 ×: $(verdict "$T_C")"
+say ""
+say "Peak RSS of (a), (b), (c) ≤ 256 MB: $(mb "$MAX_RSS") MB, $(verdict "$T_RSS"). Rows: the queries return $FLOOR_ROWS, sds-sync exports $SDS_ROWS. CSV: psql $(mb $((FLOOR_BYTES / 1024))) MB, sds-sync $(mb $((SDS_BYTES / 1024))) MB."
+
+say ""
+say "Per phase, from the JSON log of the runs above (seconds; - where the log has no bounding event):"
+say ""
+jq -rs '
+  def cell: if . == null then "-" else tostring end;
+  . as $runs
+  | (reduce ($runs[] | keys_unsorted[]) as $k ([]; if index([$k]) then . else . + [$k] end)) as $keys
+  | "| phase | (a) first | (b) unchanged | (c) one name |",
+    "|---|--:|--:|--:|",
+    ($keys[] as $k | "| \($k) | \($runs | map(.[$k] | cell) | join(" | ")) |")
+' "$TMP/phases.${BEST_TAG[a]}" "$TMP/phases.${BEST_TAG[b]}" "$TMP/phases.${BEST_TAG[c]}"
+if [ -n "$PEER_PHASES" ]; then
+  say ""
+  say "Python peer, its own phases (s): $(jq -r 'to_entries | map(select(.key | startswith("rows ") | not)) | map("\(.key) \(.value)") | join(", ")' <<<"$PEER_PHASES")"
+fi
 
 pf() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }' && echo 1 || echo 0; }
-T1=$(le "$A_WALL" "$(awk -v f="$FLOOR_WALL" 'BEGIN { print 1.3 * f }')")
-T2=$(le "$MAX_RSS" $((256 * 1024)))
-T3B=$([ "$STAGING_BEFORE" = "$STAGING_AFTER" ] && echo 1 || echo 0)
-T3C=$(le "$B_WALL" "$FLOOR_WALL")
 say ""
-say "targets (issue 9)$(awk -v s="$SCALE_NORM" 'BEGIN { if (s != 1) printf " -- the performance targets are defined at scale 1.0; at scale %s they are informational", s }')$([ "$ODBC" = 1 ] && echo " -- through ODBC only the memory target applies (issue 18); the times are informational"):"
-printf '  %-4s first full v1 export <= 1.3 x floor wall: %s s vs %s s (%s x)\n' "$(pf "$T1")" "$A_WALL" "$FLOOR_WALL" "$(ratio "$A_WALL" "$FLOOR_WALL")"
-printf '  %-4s peak RSS of every run <= 256 MB: %s MB\n' "$(pf "$T2")" "$(mb "$MAX_RSS")"
+say "functional checks:"
+printf '  %-4s every run exited 0 and every file has the row count SQL computes\n' "$(pf "$TC")"
+[ "$PEER" = 1 ] && printf '  %-4s the Python peer wrote the same six files as sds-sync, byte for byte\n' "$(pf "$TP")"
 printf '  %-4s unchanged run: no snapshot published, nothing enqueued, destination untouched\n' "$(pf "$T3A")"
-printf '  %-4s unchanged run: no file written (no staging folder; the process wrote %s MB in all, state DB included)\n' "$(pf "$T3B")" "$B_WRITTEN_MB"
-printf '  %-4s unchanged run no slower than the floor: %s s vs %s s (%s x)\n' "$(pf "$T3C")" "$B_WALL" "$FLOOR_WALL" "$(ratio "$B_WALL" "$FLOOR_WALL")"
 printf '  %-4s one-name change: Student.csv changed=1 added=0 removed=0, nothing else changed\n' "$(pf "$T4")"
 
 if [ ${#FAILURES[@]} -gt 0 ]; then

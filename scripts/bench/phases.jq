@@ -1,32 +1,40 @@
-# Phase timings of one sds-sync run, from the timestamps of its JSON log (jq -rs -f phases.jq).
+# Phase timings of one sds-sync run, from its JSON log (jq -s --argjson wall SECONDS -f
+# phases.jq LOG; wall, the process's wall time, is optional): one object,
+# phase label -> seconds (null when the log lacks the events that bound it), in run order.
+# scripts/bench.sh puts the objects of its runs side by side. Each phase is the time between
+# two log events, so it is only as fine as the events the run logs: a phase whose events move
+# or disappear shows as "-" rather than a wrong figure.
 def t: .timestamp as $s | ($s[0:19] + "Z" | fromdateiso8601)
        + ($s[20:-1] | if . == "" then 0 else ("0." + . | tonumber) end);
-def at(m): map(select(.message | test(m)));
+def at(m): map(select((.message // "") | test(m)));
 def first_t(m): at(m) | if length > 0 then (first | t) else null end;
 def last_t(m): at(m) | if length > 0 then (last | t) else null end;
-def secs: . * 1000 | round / 1000 | tostring + " s";
-def span($name; $a; $b):
-  if $a != null and $b != null then "    \($name): \($b - $a | secs)" else empty end;
+def span($a; $b): if $a != null and $b != null then ($b - $a) * 1000 | round / 1000 else null end;
 
 first_t("^run started$") as $start
 | at("^extracted$") as $ex
 | last_t("^extracted$") as $exend
-| (last_t("^(rows dropped|export warning)$") // $exend) as $built
+# The builder's report (drops, warnings) comes out as soon as `finish` returns.
+| last_t("^(rows dropped|export warning)$") as $built
 | first_t("^file (compared|has no previous)") as $cmp1
 | last_t("^file (compared|has no previous)") as $cmpN
-| last_t("^(snapshot published|data unchanged|snapshot held)") as $pub
+| last_t("^(snapshot published|data unchanged|snapshot held)") as $decided
 | first_t("^run finished$") as $fin
-| (at("^delivered$") | first) as $del
-| ($ex | map("    extract \(.entity): \(.rows) rows, \(.duration_ms / 1000) s") | join("\n")),
-  span("extract, total (connect excluded)"; $start; $exend),
-  span("build (Builder::finish: check, sort, dedup, warnings)"; $exend; $built),
-  if first_t("^data unchanged") != null then
-    span("fingerprint the files (render + hash into a sink, nothing written), compare"; $built; $pub)
-  elif $cmp1 != null then
-    span("fingerprint, write the files to staging (render, hash, fsync), diff the changed ones"; $built; $cmpN),
-    span("publish (or hold) the snapshot"; $cmpN; $pub)
-  else
-    span("write and publish"; $built; $pub)
-  end,
-  span("record the run"; $pub; $fin),
-  (if $del then "    deliver to the local destination: \($del.duration_ms / 1000) s" else empty end)
+| (map(t) | max) as $last
+| [
+    ($ex[] | {key: "extract \(.entity) (\(.rows) rows)", value: (.duration_ms / 1000)}),
+    {key: "extract, total (`run started` to the last `extracted`)", value: span($start; $exend)},
+    {key: "build: `Builder::finish` (check, sort, dedup; to its drop report)", value: span($exend; $built)},
+    {key: "render: fingerprint and/or write, hash, check the files (to the first `file compared`)",
+     value: span($built // $exend; $cmp1)},
+    {key: "compare: diff the changed files (first to last `file compared`)", value: span($cmp1; $cmpN)},
+    {key: "publish, or decide unchanged/held", value: span($cmpN; $decided)},
+    {key: "record the run (to `run finished`)", value: span($decided; $fin)},
+    {key: "deliver to the local folder (`delivered`)",
+     value: (at("^delivered$") | if length > 0 then (map(.duration_ms) | add / 1000) else null end)},
+    {key: "outside the log: start-up, connect, exit (wall minus `run started`..last event)",
+     value: (span($start; $last) as $logged
+             | if $logged != null and $ARGS.named.wall != null
+               then ($ARGS.named.wall - $logged) * 1000 | round / 1000 else null end)}
+  ]
+| from_entries
