@@ -489,7 +489,10 @@ SDS_BYTES=$(status_q "$LAST_A" '[.current.files[].bytes] | add')
 SDS_ROWS=$(status_q "$LAST_A" '.current.total_rows')
 jq -r '.recent_runs[0].files[] | "  \(.file): \(.rows) rows, \(.bytes) bytes"' "$TMP/status.$LAST_A"
 grep '"rows dropped"' "$TMP/log.$LAST_A" | jq -r '"  dropped: \(.file) \(.reason) \(.count)"' || true
-if [ "$PEER" = 1 ] && [ "$TP" = 1 ] && [ "$TC" = 1 ]; then
+PEER_COMPARED=0
+if [ "$PEER" = 1 ] && [ "$TP" = 1 ] && [ -n "${WALL[peer]:-}" ] \
+  && [ "$(status_q "$LAST_A" '.recent_runs[0].outcome')" = published ]; then
+  PEER_COMPARED=1
   for f in School Section Student Teacher StudentEnrollment TeacherRoster; do
     cmp -s "$TMP/peer/$f.csv" "$TMP/outbox/$f.csv" \
       || { TP=0; fail "the Python peer's $f.csv differs from sds-sync's (diff $TMP/peer/$f.csv $TMP/outbox/$f.csv with --keep)"; }
@@ -621,7 +624,10 @@ pf() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
 say ""
 say "functional checks:"
 printf '  %-4s every run exited 0 and every file has the row count SQL computes\n' "$(pf "$TC")"
-[ "$PEER" = 1 ] && printf '  %-4s the Python peer wrote the same six files as sds-sync, byte for byte\n' "$(pf "$TP")"
+if [ "$PEER" = 1 ]; then
+  printf '  %-4s the Python peer wrote the same six files as sds-sync, byte for byte\n' \
+    "$(if [ "$TP" = 0 ]; then echo FAIL; elif [ "$PEER_COMPARED" = 1 ]; then echo PASS; else echo "-"; fi)"
+fi
 printf '  %-4s unchanged run: no snapshot published, nothing enqueued, destination untouched\n' "$(pf "$T3A")"
 printf '  %-4s one-name change: Student.csv changed=1 added=0 removed=0, nothing else changed\n' "$(pf "$T4")"
 
