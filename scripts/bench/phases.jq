@@ -9,7 +9,8 @@ def t: .timestamp as $s | ($s[0:19] + "Z" | fromdateiso8601)
 def at(m): map(select((.message // "") | test(m)));
 def first_t(m): at(m) | if length > 0 then (first | t) else null end;
 def last_t(m): at(m) | if length > 0 then (last | t) else null end;
-def span($a; $b): if $a != null and $b != null then ($b - $a) * 1000 | round / 1000 else null end;
+# Null too when the events come in another order than expected (a phase that moved).
+def span($a; $b): if $a != null and $b != null and $b >= $a then ($b - $a) * 1000 | round / 1000 else null end;
 
 first_t("^run started$") as $start
 | at("^extracted$") as $ex
