@@ -190,6 +190,9 @@ pub struct StateSection {
     pub dir: PathBuf,
     /// Published snapshot folders kept on disk (held ones and undelivered ones are always kept).
     pub keep_snapshots: usize,
+    /// Runs kept in the run history (`status` shows the newest); older ones are removed after
+    /// each run so the state DB does not grow for as long as the daemon runs.
+    pub keep_runs: usize,
 }
 
 impl Default for StateSection {
@@ -197,6 +200,7 @@ impl Default for StateSection {
         StateSection {
             dir: PathBuf::from("/var/lib/sds-sync"),
             keep_snapshots: 10,
+            keep_runs: sds_store::DEFAULT_KEEP_RUNS,
         }
     }
 }
@@ -509,6 +513,12 @@ impl Config {
             return Err(invalid(
                 "state.keep_snapshots",
                 "must be at least 1 (the current snapshot is always kept)",
+            ));
+        }
+        if self.state.keep_runs == 0 {
+            return Err(invalid(
+                "state.keep_runs",
+                "must be at least 1 (the run history `status` shows)",
             ));
         }
         self.guard.validate().map_err(|m| invalid("guard", m))?;
@@ -925,6 +935,7 @@ mod tests {
                 "[[destination]]\nname = \"a\"\nkind = \"local\"\npath = \"/x\"\nomit_files = [\"users.csv\"]\n",
                 "destination[0]",
             ),
+            ("[state]\nkeep_runs = 0\n", "state.keep_runs"),
         ];
         for (extra, key) in cases {
             let err = load(&format!("{MINIMAL}{extra}"), &[])

@@ -62,11 +62,16 @@ const LOCK_FILE: &str = "lock";
 const SNAPSHOTS_DIR: &str = "snapshots";
 const STAGING_DIR: &str = "staging";
 
-/// `PRAGMA cache_size` of the daemon's state DB connection: 256 KiB (negative = KiB). SQLite
-/// keeps every page it reads or writes cached up to this size, and the DB grows with each run's
-/// record, so at the default (2,000 KiB) a daemon's memory crept up by ~1 KB a run for ~2,000
-/// runs (issue 19). A run touches a few dozen pages; misses are served by the OS page cache.
-const STATE_DB_CACHE: &str = "-256";
+/// `PRAGMA cache_size` of the daemon's state DB connection: 64 KiB (negative = KiB). SQLite
+/// keeps every page it reads or writes cached up to this size, and each run writes new pages
+/// (its record, a published snapshot's rows), so the cache grows by ~1.3 KB a run until it is
+/// full: at the default (2,000 KiB) a daemon's memory crept up for ~1,500 runs, at 256 KiB
+/// still for ~200 (issue 19). A run touches a few dozen pages; misses are served by the OS page
+/// cache.
+const STATE_DB_CACHE: &str = "-64";
+
+/// Default of [`StoreOptions::keep_runs`].
+pub const DEFAULT_KEEP_RUNS: usize = 1_000;
 
 /// A snapshot's id: allocated by the state DB, increasing, never reused. It is also the name of
 /// the snapshot's folder and what an operator types for `sds-sync approve`.
@@ -235,6 +240,10 @@ pub struct StoreOptions {
     /// Published snapshot folders to keep (`[state] keep_snapshots`, default 10). At least one,
     /// the current snapshot, is always kept.
     pub keep_snapshots: usize,
+    /// Runs kept in the run history (`[state] keep_runs`, default 1,000): each finished run
+    /// removes the finished runs older than the newest `keep_runs`, so the state DB does not
+    /// grow with every run of a daemon that runs for years. At least one is always kept.
+    pub keep_runs: usize,
     /// Testing only: simulate a crash at this publish step.
     #[doc(hidden)]
     pub fail_point: Option<FailPoint>,
@@ -244,6 +253,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             keep_snapshots: 10,
+            keep_runs: DEFAULT_KEEP_RUNS,
             fail_point: None,
         }
     }

@@ -121,6 +121,25 @@ impl Store {
                 "finish_run: there is no run {run}"
             )));
         }
+        self.prune_runs().await
+    }
+
+    /// Removes the finished runs older than the newest [`StoreOptions::keep_runs`]: the history
+    /// `status` shows stays, and the state DB stops growing with every run (freed pages are
+    /// reused by the next records). A run still `running` is never removed.
+    ///
+    /// [`StoreOptions::keep_runs`]: crate::StoreOptions::keep_runs
+    async fn prune_runs(&self) -> Result<()> {
+        let keep = i64::try_from(self.opts.keep_runs.max(1)).unwrap_or(i64::MAX);
+        // The id of the newest run not kept; NULL (nothing removed) while there are fewer.
+        sqlx::query(
+            "DELETE FROM runs WHERE outcome <> 'running'
+                 AND id <= (SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        )
+        .bind(keep)
+        .execute(&self.pool)
+        .await
+        .map_err(self.db("prune the run history"))?;
         Ok(())
     }
 

@@ -25,6 +25,7 @@ async fn open_failing(dir: &Path, point: FailPoint) -> Store {
         StoreOptions {
             keep_snapshots: 10,
             fail_point: Some(point),
+            ..StoreOptions::default()
         },
     )
     .await
@@ -805,6 +806,51 @@ async fn runs_are_recorded_and_interrupted_ones_are_marked_failed() {
         2
     );
     assert_eq!(store.recent_runs(1).await.unwrap().len(), 1);
+}
+
+/// Issue 19: the run history is bounded, so a daemon's state DB does not grow with every run.
+#[tokio::test]
+async fn finished_runs_beyond_keep_runs_are_removed_and_a_running_one_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = state_dir(&tmp);
+    let store = Store::open_with(
+        &dir,
+        StoreOptions {
+            keep_runs: 3,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Left running (as if still in progress) while newer runs finish.
+    let running = store.begin_run().await.unwrap();
+    let mut finished = Vec::new();
+    for i in 0..6 {
+        let run = store.begin_run().await.unwrap();
+        let outcome = if i % 2 == 0 {
+            RunOutcome::Unchanged
+        } else {
+            RunOutcome::Failed
+        };
+        store
+            .finish_run(run, outcome, None, None, None)
+            .await
+            .unwrap();
+        finished.push(run);
+        let kept: Vec<sds_store::RunId> = store
+            .recent_runs(100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        // The newest three (the one just finished among them), then the running one, older
+        // than all of them but never removed.
+        let mut want: Vec<sds_store::RunId> = finished.iter().rev().take(3).copied().collect();
+        want.push(running);
+        assert_eq!(kept, want, "after {} finished run(s)", i + 1);
+    }
+    store.close().await;
 }
 
 #[test]

@@ -158,6 +158,7 @@ pub fn destination_names(cfg: &Config) -> Vec<String> {
 pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let opts = StoreOptions {
         keep_snapshots: cfg.state.keep_snapshots,
+        keep_runs: cfg.state.keep_runs,
         // Only for the crash-consistency tests: simulates a crash at one step of publishing.
         fail_point: match std::env::var("SDS_SYNC_FAILPOINT") {
             Ok(s) if !s.is_empty() => {
