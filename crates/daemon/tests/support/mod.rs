@@ -212,21 +212,57 @@ pub fn message_of(line: &Value) -> &str {
     line.get("message").and_then(Value::as_str).unwrap_or("")
 }
 
-/// Name → bytes of every regular file of a folder (missing folder: empty).
+/// Name → bytes of every regular file of a folder (missing or unreadable folder: empty), read
+/// as one set. A test may look while a delivery renames files into the folder and removes its
+/// temporary ones: an entry listed may be gone when it is read, or one file may be replaced after
+/// another was read. So the folder is listed (names and inodes) before and after the reads, and
+/// read again until nothing changed in between; a folder that never holds still for 10 s is a
+/// failure.
+#[track_caller]
 pub fn folder_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    for _ in 0..1000 {
+        if let Some(files) = folder_files_once(dir) {
+            return files;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{} kept changing for 10 s while it was read", dir.display());
+}
+
+/// One attempt of [`folder_files`]: `None` when the folder changed while it was read.
+fn folder_files_once(dir: &Path) -> Option<BTreeMap<String, Vec<u8>>> {
+    let before = regular_files(dir)?;
+    let mut files = BTreeMap::new();
+    for name in before.keys() {
+        match fs::read(dir.join(name)) {
+            Ok(bytes) => files.insert(name.clone(), bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => panic!("read {}: {e}", dir.join(name).display()),
+        };
+    }
+    (regular_files(dir)? == before).then_some(files)
+}
+
+/// Name → inode of the regular files of a folder (missing or unreadable folder: empty); `None`
+/// when an entry could not be listed. The inode changes when a rename replaces the file.
+fn regular_files(dir: &Path) -> Option<BTreeMap<String, u64>> {
+    use std::os::unix::fs::DirEntryExt;
     let Ok(entries) = fs::read_dir(dir) else {
-        return BTreeMap::new();
+        return Some(BTreeMap::new());
     };
-    entries
-        .map(|e| e.expect("folder entry"))
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                fs::read(e.path()).expect("read file"),
-            )
-        })
-        .collect()
+    let mut out = BTreeMap::new();
+    for entry in entries {
+        let entry = entry.ok()?;
+        // Without following links, from the directory entry itself: no second look that a
+        // rename could race.
+        if entry.file_type().ok()?.is_file() {
+            out.insert(
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.ino(),
+            );
+        }
+    }
+    Some(out)
 }
 
 /// Names in a folder, sorted (missing folder: empty).
