@@ -1,10 +1,11 @@
 //! Command line: verbs, flags and their help texts; dispatch to the run logic.
 
 use crate::config::{Config, DEFAULT_CONFIG};
-use crate::run::{self, ExportOutcome, ExportReport};
+use crate::run::{self, ExportReport};
 use crate::{baseline, logging, status};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sds_store::RunOutcome;
 use sds_store::{SnapshotId, Store, StoreError, StoreOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -133,8 +134,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if failed.total() > 0 {
                 anyhow::bail!("{}", failed.message());
             }
-            Ok(match report.outcome {
-                ExportOutcome::Held { snapshot_id, .. } => {
+            Ok(match (report.outcome, report.snapshot_id) {
+                (RunOutcome::Held, Some(snapshot_id)) => {
                     eprintln!(
                         "sds-sync: snapshot {snapshot_id} held, not published (`sds-sync status` shows why); `sds-sync approve {snapshot_id}` publishes it"
                     );
@@ -423,25 +424,22 @@ fn print_report(r: &ExportReport) {
             ),
         }
     }
-    match &r.outcome {
-        ExportOutcome::Unchanged => println!("result: unchanged; nothing would be published"),
-        ExportOutcome::DryRun {
-            would_publish: true,
-            ..
-        } => {
+    match r.outcome {
+        RunOutcome::Unchanged => println!("result: unchanged; nothing would be published"),
+        RunOutcome::DryRun if r.held_reasons.is_empty() => {
             println!(
                 "guard: pass\nresult: a new snapshot would be published (dry run: nothing was changed)"
             )
         }
-        ExportOutcome::DryRun { held_reasons, .. } => {
+        RunOutcome::DryRun => {
             println!("guard: HOLD");
-            for reason in held_reasons {
+            for reason in &r.held_reasons {
                 println!("  {reason}");
             }
             println!(
                 "result: the snapshot would be held, not published (dry run: nothing was changed)"
             );
         }
-        ExportOutcome::Published { .. } | ExportOutcome::Held { .. } => {}
+        RunOutcome::Running | RunOutcome::Published | RunOutcome::Held | RunOutcome::Failed => {}
     }
 }

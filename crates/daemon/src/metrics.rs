@@ -32,6 +32,7 @@ use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sds_store::RunOutcome;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -126,38 +127,28 @@ fn describe() {
     );
 }
 
-/// How an export run ended: the `outcome` label of `sds_sync_runs_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunOutcome {
-    /// Data changed; a new snapshot was published and queued for delivery.
-    Published,
-    /// Data unchanged since the last snapshot; nothing published.
-    Unchanged,
-    /// The mass-change guard held the new snapshot back for review; nothing delivered. Not a
-    /// failure (health stays 200: a restart would not help), but not a success either, so the
-    /// last-success time goes stale and a staleness alert can catch a snapshot held for days.
-    Held,
-    /// The run failed (source, build, guard or publish).
-    Failed,
-    /// A tick came while the previous run was still going and was skipped.
-    Skipped,
+/// The `outcome` label of `sds_sync_runs_total` for a run that ended with `outcome`. The label
+/// values are public (dashboards and alerts select on them): `published`, `unchanged`, `held`,
+/// `failed`, and `skipped` for a tick that came while a run was going ([`record_skipped_tick`]).
+/// A dry run counts as `unchanged` (it publishes nothing); a run recorded `running` never ended
+/// with an outcome, so it failed.
+fn run_label(outcome: RunOutcome) -> &'static str {
+    match outcome {
+        RunOutcome::Published => "published",
+        RunOutcome::Unchanged | RunOutcome::DryRun => "unchanged",
+        RunOutcome::Held => "held",
+        RunOutcome::Failed | RunOutcome::Running => "failed",
+    }
 }
 
-impl RunOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunOutcome::Published => "published",
-            RunOutcome::Unchanged => "unchanged",
-            RunOutcome::Held => "held",
-            RunOutcome::Failed => "failed",
-            RunOutcome::Skipped => "skipped",
-        }
-    }
-
-    /// Whether the run counts as a success for the last-success time (`Held` does not; see there).
-    pub fn is_success(self) -> bool {
-        matches!(self, RunOutcome::Published | RunOutcome::Unchanged)
-    }
+/// Whether the run counts as a success for the last-success time. `Held` does not: not a
+/// failure (health stays 200: a restart would not help), but the last-success time goes stale so
+/// a staleness alert can catch a snapshot held for days.
+fn is_success(outcome: RunOutcome) -> bool {
+    matches!(
+        outcome,
+        RunOutcome::Published | RunOutcome::Unchanged | RunOutcome::DryRun
+    )
 }
 
 /// How one delivery attempt ended: the `outcome` label of `sds_sync_deliveries_total`.
@@ -181,14 +172,18 @@ impl DeliveryOutcome {
     }
 }
 
-/// Records a finished (or skipped) run: counts it by outcome, observes its duration (not for
-/// skipped ticks, which did no work) and, on success, sets the last-success time to now.
+/// Counts a scheduled tick skipped because the previous run was still going (`outcome="skipped"`).
+/// It did no work, so no duration is observed.
+pub fn record_skipped_tick() {
+    metrics::counter!(RUNS_TOTAL, "outcome" => "skipped").increment(1);
+}
+
+/// Records a finished run: counts it by outcome, observes its duration and, on success, sets the
+/// last-success time to now.
 pub fn record_run(outcome: RunOutcome, duration: Duration) {
-    metrics::counter!(RUNS_TOTAL, "outcome" => outcome.as_str()).increment(1);
-    if outcome != RunOutcome::Skipped {
-        metrics::histogram!(RUN_DURATION).record(duration.as_secs_f64());
-    }
-    if outcome.is_success() {
+    metrics::counter!(RUNS_TOTAL, "outcome" => run_label(outcome)).increment(1);
+    metrics::histogram!(RUN_DURATION).record(duration.as_secs_f64());
+    if is_success(outcome) {
         // A clock before 1970 is a broken machine, not a reason to fail a run: record 0.
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -270,14 +265,18 @@ impl Health {
         }
     }
 
-    /// Records the outcome of a finished run. A skipped tick is not a run and changes nothing.
-    /// `failure_reason` is used only for [`RunOutcome::Failed`]: a short, secret-free reason such
-    /// as an error kind ("source unreachable", "guard tripped"); it is served unauthenticated.
+    /// Records the outcome of a finished run (a skipped tick is not a run and is not recorded).
+    /// `failure_reason` is used only for a failed run: a short, secret-free reason such as an
+    /// error kind ("source unreachable", "guard tripped"); it is served unauthenticated.
     pub fn record_run(&self, outcome: RunOutcome, failure_reason: &str) {
         let new = match outcome {
-            RunOutcome::Skipped => return,
-            RunOutcome::Failed => LastRun::Failed(short_reason(failure_reason)),
-            RunOutcome::Published | RunOutcome::Unchanged | RunOutcome::Held => LastRun::Ok,
+            RunOutcome::Failed | RunOutcome::Running => {
+                LastRun::Failed(short_reason(failure_reason))
+            }
+            RunOutcome::Published
+            | RunOutcome::Unchanged
+            | RunOutcome::Held
+            | RunOutcome::DryRun => LastRun::Ok,
         };
         *self.lock_last_run() = new;
     }
@@ -597,12 +596,6 @@ mod tests {
         let (status, body) = http_get(addr, "/healthz").await;
         assert_eq!(status, 503);
         assert_eq!(body, "last run failed: source unreachable second line");
-
-        health.record_run(RunOutcome::Skipped, "");
-        assert!(
-            health.check().is_err(),
-            "a skipped tick does not clear a failure"
-        );
 
         health.record_run(RunOutcome::Held, "");
         assert!(

@@ -8,13 +8,13 @@
 
 use crate::config::Config;
 use crate::metrics::{self, Health};
-use crate::run::{self, ExportOutcome};
+use crate::run;
 use crate::schedule::{Schedule, sleep_until_next};
 use crate::{backoff::RetryPolicy, notify};
 use anyhow::Context;
 use chrono::Utc;
 use sds_deliver::Destination;
-use sds_store::Store;
+use sds_store::{RunOutcome, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,39 +151,31 @@ async fn update_outbox_gauge(store: &Store) {
 async fn tick(cfg: &Config, store: &Store, health: &Health, workers: &Workers) {
     let result = run::run_recorded(cfg, store).await;
     let (status, outcome, reason) = match &result {
-        Ok(r) => match &r.outcome {
-            ExportOutcome::Published { snapshot_id } => {
-                workers.wake_all();
-                (
-                    format!("published snapshot {snapshot_id}"),
-                    metrics::RunOutcome::Published,
-                    String::new(),
-                )
-            }
-            ExportOutcome::Unchanged => {
+        Ok(r) => {
+            let snapshot = r.snapshot_id.map(|id| id.0).unwrap_or_default();
+            let status = match r.outcome {
+                RunOutcome::Published => {
+                    workers.wake_all();
+                    format!("published snapshot {snapshot}")
+                }
                 // Pending deliveries are retried by the workers on their own backoff.
-                (
-                    "data unchanged".to_owned(),
-                    metrics::RunOutcome::Unchanged,
-                    String::new(),
-                )
-            }
-            ExportOutcome::Held { snapshot_id, .. } => (
-                format!("snapshot {snapshot_id} held by the mass-change guard"),
-                metrics::RunOutcome::Held,
-                format!("snapshot {snapshot_id} held by the mass-change guard"),
-            ),
-            ExportOutcome::DryRun { .. } => (
-                "dry run".to_owned(),
-                metrics::RunOutcome::Unchanged,
-                String::new(),
-            ),
-        },
+                RunOutcome::Unchanged => "data unchanged".to_owned(),
+                RunOutcome::Held => format!("snapshot {snapshot} held by the mass-change guard"),
+                RunOutcome::DryRun => "dry run".to_owned(),
+                RunOutcome::Running | RunOutcome::Failed => "last run failed".to_owned(),
+            };
+            let reason = if r.outcome == RunOutcome::Held {
+                status.clone()
+            } else {
+                String::new()
+            };
+            (status, r.outcome, reason)
+        }
         // /healthz is unauthenticated: it gets the kind of failure, the log the whole error
         // (which names the SIS host, user and database).
         Err(e) => (
             "last run failed".to_owned(),
-            metrics::RunOutcome::Failed,
+            RunOutcome::Failed,
             format!("{} (see the log)", run::failure_kind(e)),
         ),
     };
@@ -336,7 +328,7 @@ pub async fn serve(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                 "scheduled ticks skipped because the previous run was still going"
             );
             for _ in 0..skipped {
-                metrics::record_run(metrics::RunOutcome::Skipped, Duration::ZERO);
+                metrics::record_skipped_tick();
             }
         }
         if shutdown.is_cancelled() {

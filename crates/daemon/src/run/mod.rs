@@ -23,7 +23,6 @@ use sds_deliver::sftp::SftpDestination;
 use sds_deliver::{Destination, LocalConfig, LocalDestination};
 use sds_source::{Source, SourceConfig};
 use sds_store::{FileManifest, RunOutcome, SnapshotId, Staging, Store, StoreOptions};
-use serde::Serialize;
 use std::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -177,31 +176,18 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
         })
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum ExportOutcome {
-    Unchanged,
-    Published {
-        snapshot_id: i64,
-    },
-    Held {
-        snapshot_id: i64,
-        reasons: Vec<String>,
-    },
-    DryRun {
-        would_publish: bool,
-        held_reasons: Vec<String>,
-    },
-}
-
-#[derive(Debug, Clone, Serialize)]
+/// What `export` did. `outcome` is the run's one outcome type, the one the run record stores and
+/// the metrics count: `Unchanged`, `Published`, `Held`, or (a dry run that found changes) `DryRun`.
+#[derive(Debug, Clone)]
 pub struct ExportReport {
+    pub outcome: RunOutcome,
+    /// The snapshot this run published or held.
+    pub snapshot_id: Option<SnapshotId>,
+    /// Why the snapshot is held (or, in a dry run, would be); empty when it is (would be) published.
+    pub held_reasons: Vec<String>,
     pub previous_snapshot: Option<i64>,
     pub files: Vec<FileReport>,
-    #[serde(flatten)]
-    pub outcome: ExportOutcome,
 }
-
 /// Extract, build, render, compare, guard and (unless `dry_run`) publish or hold. Deliveries
 /// are separate.
 pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Result<ExportReport> {
@@ -241,7 +227,13 @@ pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Resul
                 .context("cannot supersede held snapshots")?;
         }
         let files = compare::unchanged(&rendered.files);
-        return Ok(report(previous_snapshot, files, ExportOutcome::Unchanged));
+        return Ok(ExportReport {
+            outcome: RunOutcome::Unchanged,
+            snapshot_id: None,
+            held_reasons: Vec::new(),
+            previous_snapshot,
+            files,
+        });
     };
     let invalid = gate_errors(rendered.findings);
     let mut rendered_files = rendered.files;
@@ -263,20 +255,14 @@ pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Resul
     let held = verdict.held() || !invalid.is_empty();
     let manifest: Vec<FileManifest> = rendered_files.into_iter().map(|f| f.manifest).collect();
     let format = built.format().as_str();
-    let outcome = if dry_run {
+    let (outcome, snapshot_id) = if dry_run {
         staging
             .discard()
             .context("cannot remove the staging folder")?;
-        ExportOutcome::DryRun {
-            would_publish: !held,
-            held_reasons: reasons,
-        }
+        (RunOutcome::DryRun, None)
     } else if held {
         let id = hold(store, staging, manifest, format, &verdict, &invalid).await?;
-        ExportOutcome::Held {
-            snapshot_id: id.0,
-            reasons,
-        }
+        (RunOutcome::Held, Some(id))
     } else {
         let id = store
             .publish(staging, manifest, format, &destination_names(cfg))
@@ -288,21 +274,15 @@ pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Resul
             total_rows = built.total_rows(),
             "snapshot published"
         );
-        ExportOutcome::Published { snapshot_id: id.0 }
+        (RunOutcome::Published, Some(id))
     };
-    Ok(report(previous_snapshot, files, outcome))
-}
-
-fn report(
-    previous_snapshot: Option<i64>,
-    files: Vec<FileReport>,
-    outcome: ExportOutcome,
-) -> ExportReport {
-    ExportReport {
+    Ok(ExportReport {
+        outcome,
+        snapshot_id,
+        held_reasons: reasons,
         previous_snapshot,
         files,
-        outcome,
-    }
+    })
 }
 
 /// The publish gate: what is left after the drops must pass `validate --strict`.
@@ -418,12 +398,7 @@ pub async fn run_recorded(cfg: &Config, store: &Store) -> anyhow::Result<ExportR
         let started = Instant::now();
         let result = export(cfg, store, false).await;
         let (outcome, snapshot, err) = match &result {
-            Ok(r) => match r.outcome {
-                ExportOutcome::Unchanged => (RunOutcome::Unchanged, None, None),
-                ExportOutcome::Published { snapshot_id } => (RunOutcome::Published, Some(SnapshotId(snapshot_id)), None),
-                ExportOutcome::Held { snapshot_id, .. } => (RunOutcome::Held, Some(SnapshotId(snapshot_id)), None),
-                ExportOutcome::DryRun { .. } => (RunOutcome::DryRun, None, None),
-            },
+            Ok(r) => (r.outcome, r.snapshot_id, None),
             Err(e) => (RunOutcome::Failed, None, Some(crate::one_line(e))),
         };
         let rows_json = result.as_ref().ok().and_then(|r| serde_json::to_value(&r.files).ok());
@@ -432,7 +407,7 @@ pub async fn run_recorded(cfg: &Config, store: &Store) -> anyhow::Result<ExportR
             .await
             .context("cannot record the end of the run")?;
         let duration = started.elapsed();
-        crate::metrics::record_run(metrics_outcome(outcome), duration);
+        crate::metrics::record_run(outcome, duration);
         if let Ok(r) = &result {
             for f in &r.files {
                 crate::metrics::record_file_rows(&f.file, f.rows);
@@ -446,18 +421,6 @@ pub async fn run_recorded(cfg: &Config, store: &Store) -> anyhow::Result<ExportR
     }
     .instrument(span)
     .await
-}
-
-pub fn metrics_outcome(outcome: RunOutcome) -> crate::metrics::RunOutcome {
-    use crate::metrics::RunOutcome as M;
-    match outcome {
-        RunOutcome::Published => M::Published,
-        RunOutcome::Unchanged | RunOutcome::DryRun => M::Unchanged,
-        RunOutcome::Held => M::Held,
-        // A run is recorded `Running` only until it ends; one that ends without an outcome
-        // failed.
-        RunOutcome::Failed | RunOutcome::Running => M::Failed,
-    }
 }
 
 /// `once`: a recorded run, then one delivery attempt per destination. Returns the report and
