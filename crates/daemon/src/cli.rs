@@ -121,7 +121,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.verb {
         Verb::Once { dry_run: true } => {
             let store = run::open_store(&cfg).await?;
-            let report = run::export(&cfg, &store, true).await;
+            let report = match run::RunSettings::from_config(&cfg) {
+                Ok(settings) => run::export(&settings, &store, true).await,
+                Err(e) => Err(e),
+            };
             store.close().await;
             print_report(&report?);
             Ok(ExitCode::SUCCESS)

@@ -12,17 +12,17 @@ pub use compare::FileReport;
 use compare::compare;
 pub use extract::extract_and_build;
 pub(crate) use extract::read_entities;
-use render::render_files;
-use sds_core::Built;
+use render::{Rendered, render_files};
 use sds_core::diff::FileDiff;
 use sds_core::guard::{GuardConfig, GuardVerdict, evaluate};
 use sds_core::validate::{Severity, Violation};
+use sds_core::{Built, ExportOptions};
 use sds_deliver::email::EmailDestination;
 use sds_deliver::ftp::FtpDestination;
 use sds_deliver::sftp::SftpDestination;
 use sds_deliver::{Destination, LocalConfig, LocalDestination};
 use sds_source::{Source, SourceConfig};
-use sds_store::{FileManifest, RunOutcome, SnapshotId, Staging, Store, StoreOptions};
+use sds_store::{FileManifest, RunOutcome, Snapshot, SnapshotId, Staging, Store, StoreOptions};
 use std::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -188,18 +188,39 @@ pub struct ExportReport {
     pub previous_snapshot: Option<i64>,
     pub files: Vec<FileReport>,
 }
+/// What a run takes from the config, taken once, so that each stage gets only its part: the SIS
+/// connection and queries, the export options and row limit, the guard thresholds, and the
+/// destinations a published snapshot is queued for.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub source: SourceConfig,
+    pub options: ExportOptions,
+    pub max_rows_per_file: u64,
+    pub guard: GuardConfig,
+    pub destinations: Vec<String>,
+}
+
+impl RunSettings {
+    /// Fails when the SIS password cannot be read (from `password_file`, say).
+    pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
+        Ok(RunSettings {
+            source: source_config(cfg)?,
+            options: cfg.export_options(),
+            max_rows_per_file: cfg.export.max_rows_per_file,
+            guard: cfg.guard,
+            destinations: destination_names(cfg),
+        })
+    }
+}
+
 /// Extract, build, render, compare, guard and (unless `dry_run`) publish or hold. Deliveries
 /// are separate.
-pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Result<ExportReport> {
-    let source = Source::connect(&source_config(cfg)?)
-        .await
-        .context("cannot connect to the SIS")?;
-    info!(source = %source.describe(), format = cfg.export.format.as_str(), dry_run, "run started");
-    let opts = cfg.export_options();
-    let built = extract_and_build(&source, opts, cfg.export.max_rows_per_file).await;
-    source.close().await;
-    let built = built?;
-
+pub async fn export(
+    run: &RunSettings,
+    store: &Store,
+    dry_run: bool,
+) -> anyhow::Result<ExportReport> {
+    let built = extract(&run.source, &run.options, run.max_rows_per_file, dry_run).await?;
     let current = store
         .current()
         .await
@@ -207,33 +228,9 @@ pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Resul
     let previous_snapshot = current.as_ref().map(|p| p.id.0);
     // Most runs find nothing changed (SDS allows few syncs a day, the schedule runs more
     // often): rendering compares with the current snapshot and writes only what differs.
-    let started = Instant::now();
-    let rendered = render_files(&built, current.as_ref(), store)?;
-    info!(
-        files = rendered.files.len(),
-        changed = rendered.files.iter().filter(|f| f.changed).count(),
-        duration_ms = started.elapsed().as_millis() as u64,
-        "files rendered"
-    );
+    let rendered = render(&built, current.as_ref(), store)?;
     let Some(staging) = rendered.staging else {
-        info!(
-            snapshot_id = previous_snapshot,
-            "data unchanged since the current snapshot; nothing to publish"
-        );
-        if !dry_run {
-            store
-                .supersede_held()
-                .await
-                .context("cannot supersede held snapshots")?;
-        }
-        let files = compare::unchanged(&rendered.files);
-        return Ok(ExportReport {
-            outcome: RunOutcome::Unchanged,
-            snapshot_id: None,
-            held_reasons: Vec::new(),
-            previous_snapshot,
-            files,
-        });
+        return unchanged(store, previous_snapshot, &rendered.files, dry_run).await;
     };
     let invalid = gate_errors(rendered.findings);
     let mut rendered_files = rendered.files;
@@ -243,16 +240,16 @@ pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Resul
         .map(|p| p.folder.as_path());
     let (files, guarded) = compare(&built, &mut rendered_files, old_dir, previous_snapshot)?;
     let verdict = judge(
-        &cfg.guard,
+        &run.guard,
         store,
         current.is_some(),
         &guarded,
         &built,
         &staging,
     )?;
-    let mut reasons: Vec<String> = verdict.trips.iter().map(|t| t.to_string()).collect();
-    reasons.extend(invalid.iter().map(|v| format!("invalid: {v}")));
-    let held = verdict.held() || !invalid.is_empty();
+    // One reason per trip and per invalid finding: the snapshot is held exactly when there is one.
+    let mut held_reasons: Vec<String> = verdict.trips.iter().map(|t| t.to_string()).collect();
+    held_reasons.extend(invalid.iter().map(|v| format!("invalid: {v}")));
     let manifest: Vec<FileManifest> = rendered_files.into_iter().map(|f| f.manifest).collect();
     let format = built.format().as_str();
     let (outcome, snapshot_id) = if dry_run {
@@ -260,12 +257,12 @@ pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Resul
             .discard()
             .context("cannot remove the staging folder")?;
         (RunOutcome::DryRun, None)
-    } else if held {
+    } else if !held_reasons.is_empty() {
         let id = hold(store, staging, manifest, format, &verdict, &invalid).await?;
         (RunOutcome::Held, Some(id))
     } else {
         let id = store
-            .publish(staging, manifest, format, &destination_names(cfg))
+            .publish(staging, manifest, format, &run.destinations)
             .await
             .context("cannot publish the snapshot")?;
         info!(
@@ -279,9 +276,65 @@ pub async fn export(cfg: &Config, store: &Store, dry_run: bool) -> anyhow::Resul
     Ok(ExportReport {
         outcome,
         snapshot_id,
-        held_reasons: reasons,
+        held_reasons,
         previous_snapshot,
         files,
+    })
+}
+
+/// Connects to the SIS, reads every entity into the builder and disconnects.
+async fn extract(
+    source: &SourceConfig,
+    options: &ExportOptions,
+    max_rows_per_file: u64,
+    dry_run: bool,
+) -> anyhow::Result<Built> {
+    let source = Source::connect(source)
+        .await
+        .context("cannot connect to the SIS")?;
+    info!(source = %source.describe(), format = options.format.as_str(), dry_run, "run started");
+    let built = extract_and_build(&source, options.clone(), max_rows_per_file).await;
+    source.close().await;
+    built
+}
+
+/// Renders every file once (see the `render` module), logging how many differ from `current`.
+fn render(built: &Built, current: Option<&Snapshot>, store: &Store) -> anyhow::Result<Rendered> {
+    let started = Instant::now();
+    let rendered = render_files(built, current, store)?;
+    info!(
+        files = rendered.files.len(),
+        changed = rendered.files.iter().filter(|f| f.changed).count(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "files rendered"
+    );
+    Ok(rendered)
+}
+
+/// The end of a run that found the export equal to the current snapshot: nothing to publish,
+/// and a snapshot held earlier is now out of date.
+async fn unchanged(
+    store: &Store,
+    previous_snapshot: Option<i64>,
+    rendered: &[render::RenderedFile],
+    dry_run: bool,
+) -> anyhow::Result<ExportReport> {
+    info!(
+        snapshot_id = previous_snapshot,
+        "data unchanged since the current snapshot; nothing to publish"
+    );
+    if !dry_run {
+        store
+            .supersede_held()
+            .await
+            .context("cannot supersede held snapshots")?;
+    }
+    Ok(ExportReport {
+        outcome: RunOutcome::Unchanged,
+        snapshot_id: None,
+        held_reasons: Vec::new(),
+        previous_snapshot,
+        files: compare::unchanged(rendered),
     })
 }
 
@@ -396,7 +449,10 @@ pub async fn run_recorded(cfg: &Config, store: &Store) -> anyhow::Result<ExportR
     let span = info_span!("run", run_id = run.0);
     async {
         let started = Instant::now();
-        let result = export(cfg, store, false).await;
+        let result = match RunSettings::from_config(cfg) {
+            Ok(settings) => export(&settings, store, false).await,
+            Err(e) => Err(e),
+        };
         let (outcome, snapshot, err) = match &result {
             Ok(r) => (r.outcome, r.snapshot_id, None),
             Err(e) => (RunOutcome::Failed, None, Some(crate::one_line(e))),
