@@ -5,9 +5,10 @@ use super::FileTooLarge;
 use anyhow::{Context, anyhow};
 use sds_core::contract::MAX_COLUMNS;
 use sds_core::{Builder, Built, Entity, ExportOptions};
-use sds_source::Source;
+use sds_source::{Source, SourceConfig};
 use std::time::Instant;
-use tracing::{info, warn};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, warn};
 
 /// Rows per message from the reader to the build thread: enough that the channel costs
 /// nothing per row, few enough that the rows in flight cost a few megabytes at most.
@@ -73,36 +74,38 @@ impl Batch {
     }
 }
 
-/// Reads every entity from the SIS into a builder and finishes the export.
+/// Connects to the SIS, reads every entity into a builder and finishes the export.
 ///
-/// The builder runs on a thread of its own: validating and interning a row costs about as much
-/// as decoding it, and at district scale (7.5 million enrollments) both take seconds, so they
-/// overlap on two cores instead of adding up on one.
-pub async fn extract_and_build(
-    source: &Source,
+/// The reader and the builder each have an OS thread: validating and interning a row costs
+/// about as much as decoding it, and at district scale (7.5 million enrollments) both take
+/// seconds, so they overlap on two cores instead of adding up on one. The reader runs on a
+/// current-thread runtime of its own (the connection is made there), so it never waits for a
+/// worker of the daemon's runtime and the daemon's other tasks never wait for it.
+pub async fn extract(
+    source: &SourceConfig,
     opts: ExportOptions,
     max_rows_per_file: u64,
+    dry_run: bool,
 ) -> anyhow::Result<Built> {
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
-    let entities = read_entities(&opts);
-    // Which contract columns each query returns decides which optional columns are written.
-    let mut returned = Vec::new();
-    if opts.full_formats() {
-        for &entity in &entities {
-            let present = source
-                .returned_columns(entity)
-                .await
-                .with_context(|| format!("cannot read {entity} from the SIS"))?;
-            returned.push((entity, present));
-        }
-    }
+    // Which contract columns each query returns decides which optional columns are written: the
+    // reader learns it, the builder needs it before the first row.
+    let (returned_tx, returned_rx) = std::sync::mpsc::channel::<Vec<(Entity, Vec<bool>)>>();
+    let reader = Reader {
+        source: source.clone(),
+        entities: read_entities(&opts),
+        full_formats: opts.full_formats(),
+        format: opts.format.as_str(),
+        dry_run,
+    };
     let build_thread = std::thread::Builder::new()
         .name("sds-build".into())
         .spawn(move || {
             let mut builder = Builder::new(opts);
-            for (entity, present) in &returned {
-                builder.returned(*entity, present);
+            // Nothing comes when the reader failed before reading: its error ends the run.
+            for (entity, present) in returned_rx.recv().unwrap_or_default() {
+                builder.returned(entity, &present);
             }
             for batch in full_rx {
                 batch.for_each_row(|values| builder.push_row(batch.entity, values));
@@ -112,9 +115,36 @@ pub async fn extract_and_build(
             builder
         })
         .context("cannot start the build thread")?;
-    let read = read_all(source, &entities, &full_tx, &empty_rx).await;
-    // Closing the channel lets the thread finish what is queued and hand the builder back.
-    drop(full_tx);
+    // This future is dropped when a run is abandoned at shutdown: the guard then stops the
+    // reader, which drops its connection and the channel, and both threads end.
+    let cancel = CancellationToken::new();
+    let _stop_reader = cancel.clone().drop_guard();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let span = tracing::Span::current();
+    std::thread::Builder::new()
+        .name("sds-read".into())
+        .spawn(move || {
+            let read = async {
+                tokio::select! {
+                    () = cancel.cancelled() => Err(anyhow!("the run was abandoned")),
+                    read = reader.run(returned_tx, full_tx, empty_rx) => read,
+                }
+            };
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime of the SIS reader")
+                .and_then(|rt| rt.block_on(read.instrument(span)));
+            let _ = done_tx.send(result);
+        })
+        .context("cannot start the SIS reader thread")?;
+    let read = done_rx.await.unwrap_or_else(|_| {
+        Err(anyhow!(
+            "the SIS reader thread stopped unexpectedly (a bug: please report it)"
+        ))
+    });
+    // The reader has dropped its end of the channel: the thread finishes what is queued and
+    // hands the builder back.
     let builder = build_thread
         .join()
         .map_err(|_| anyhow!("the build thread stopped unexpectedly (a bug: please report it)"))?;
@@ -140,6 +170,48 @@ pub async fn extract_and_build(
         warn!(warning = %w, "export warning");
     }
     Ok(built)
+}
+
+/// What the reader thread needs: the connection settings and what to read.
+struct Reader {
+    source: SourceConfig,
+    entities: Vec<Entity>,
+    full_formats: bool,
+    format: &'static str,
+    dry_run: bool,
+}
+
+impl Reader {
+    /// Connects, sends the builder the columns each query returns, streams every entity's rows
+    /// and disconnects. Ends by dropping `full`, which lets the builder finish.
+    async fn run(
+        self,
+        returned: std::sync::mpsc::Sender<Vec<(Entity, Vec<bool>)>>,
+        full: std::sync::mpsc::SyncSender<Batch>,
+        empty: std::sync::mpsc::Receiver<Batch>,
+    ) -> anyhow::Result<()> {
+        let source = Source::connect(&self.source)
+            .await
+            .context("cannot connect to the SIS")?;
+        info!(source = %source.describe(), format = self.format, dry_run = self.dry_run, "run started");
+        let read = async {
+            let mut present = Vec::new();
+            if self.full_formats {
+                for &entity in &self.entities {
+                    let columns = source
+                        .returned_columns(entity)
+                        .await
+                        .with_context(|| format!("cannot read {entity} from the SIS"))?;
+                    present.push((entity, columns));
+                }
+            }
+            let _ = returned.send(present);
+            read_all(&source, &self.entities, &full, &empty).await
+        }
+        .await;
+        source.close().await;
+        read
+    }
 }
 
 /// The six core entities, then the optional queries the config switches on.

@@ -10,7 +10,7 @@ pub(crate) use crate::config::{Config, DestinationSection};
 use anyhow::{Context, anyhow};
 pub use compare::FileReport;
 use compare::compare;
-pub use extract::extract_and_build;
+use extract::extract;
 pub(crate) use extract::read_entities;
 use render::{Rendered, render_files};
 use sds_core::diff::FileDiff;
@@ -21,7 +21,7 @@ use sds_deliver::email::EmailDestination;
 use sds_deliver::ftp::FtpDestination;
 use sds_deliver::sftp::SftpDestination;
 use sds_deliver::{Destination, LocalConfig, LocalDestination};
-use sds_source::{Source, SourceConfig};
+use sds_source::SourceConfig;
 use sds_store::{FileManifest, RunOutcome, Snapshot, SnapshotId, Staging, Store, StoreOptions};
 use std::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
@@ -220,7 +220,13 @@ pub async fn export(
     store: &Store,
     dry_run: bool,
 ) -> anyhow::Result<ExportReport> {
-    let built = extract(&run.source, &run.options, run.max_rows_per_file, dry_run).await?;
+    let built = extract(
+        &run.source,
+        run.options.clone(),
+        run.max_rows_per_file,
+        dry_run,
+    )
+    .await?;
     let current = store
         .current()
         .await
@@ -280,22 +286,6 @@ pub async fn export(
         previous_snapshot,
         files,
     })
-}
-
-/// Connects to the SIS, reads every entity into the builder and disconnects.
-async fn extract(
-    source: &SourceConfig,
-    options: &ExportOptions,
-    max_rows_per_file: u64,
-    dry_run: bool,
-) -> anyhow::Result<Built> {
-    let source = Source::connect(source)
-        .await
-        .context("cannot connect to the SIS")?;
-    info!(source = %source.describe(), format = options.format.as_str(), dry_run, "run started");
-    let built = extract_and_build(&source, options.clone(), max_rows_per_file).await;
-    source.close().await;
-    built
 }
 
 /// Renders every file once (see the `render` module), logging how many differ from `current`.
