@@ -100,28 +100,9 @@ pub fn render_files(
         built.files().iter().map(|_| None).collect();
     let mut failed = None;
     for level in &levels {
-        let done = std::thread::scope(|scope| {
-            let staging = &staging;
-            let handles = level
-                .iter()
-                .map(|planned| {
-                    let old = old_dir.map(|d| d.join(planned.spec.name));
-                    std::thread::Builder::new()
-                        .name("sds-render".into())
-                        .spawn_scoped(scope, move || {
-                            render_one(built, planned, old.as_deref(), staging)
-                        })
-                        .context("cannot start a thread to write the files")
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().map_err(|_| {
-                        anyhow!("a file writer thread panicked (a bug: please report it)")
-                    })?
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
+        let done = each_in_parallel(level, "sds-render", |planned| {
+            let old = old_dir.map(|d| d.join(planned.spec.name));
+            render_one(built, planned, old.as_deref(), &staging)
         });
         match done {
             Ok(done) => {
@@ -206,31 +187,44 @@ fn check_files(
     levels: &[Vec<Planned>],
 ) -> anyhow::Result<Vec<Violation>> {
     for level in levels {
-        let done = std::thread::scope(|scope| {
-            let gate = &gate;
-            let handles = level
-                .iter()
-                .map(|planned| {
-                    std::thread::Builder::new()
-                        .name("sds-gate".into())
-                        .spawn_scoped(scope, move || check_one(built, gate, planned))
-                        .context("cannot start a thread to check the files")
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().map_err(|_| {
-                        anyhow!("a file checker thread panicked (a bug: please report it)")
-                    })?
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
+        let gate_ref = &gate;
+        let done = each_in_parallel(level, "sds-gate", |planned| {
+            check_one(built, gate_ref, planned)
         })?;
         for checked in done {
             gate.absorb(checked);
         }
     }
     Ok(gate.finish())
+}
+
+/// `work` on every file of one level, each on a thread of its own; the results in level order,
+/// or the first error.
+fn each_in_parallel<T: Send>(
+    level: &[Planned],
+    thread_name: &str,
+    work: impl Fn(&Planned) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles = level
+            .iter()
+            .map(|planned| {
+                std::thread::Builder::new()
+                    .name(thread_name.into())
+                    .spawn_scoped(scope, move || work(planned))
+                    .with_context(|| format!("cannot start a thread ({thread_name})"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().map_err(|_| {
+                    anyhow!("a {thread_name} thread panicked (a bug: please report it)")
+                })?
+            })
+            .collect()
+    })
 }
 
 fn check_one(built: &Built, gate: &SetCheck, planned: &Planned) -> anyhow::Result<FileDone> {
