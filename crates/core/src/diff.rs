@@ -20,6 +20,7 @@ use std::io::{self, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::csvout::RowSink;
+use crate::files::RowCounts;
 use crate::format::FileSpec;
 
 /// Row counts of one file between the previous and the new export.
@@ -42,6 +43,15 @@ impl FileDiff {
     /// True when the two exports hold the same rows.
     pub fn is_unchanged(&self) -> bool {
         self.added == 0 && self.removed == 0 && self.changed == 0
+    }
+
+    /// The counts a snapshot keeps for each file (the row totals are its own).
+    pub fn counts(&self) -> RowCounts {
+        RowCounts {
+            added: self.added,
+            removed: self.removed,
+            changed: self.changed,
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use crate::metrics::DeliveryOutcome;
 use crate::run::destinations;
 use anyhow::Context;
 use chrono::Utc;
-use sds_deliver::{Destination, FileSet, RowChanges, SetFile};
+use sds_deliver::{Destination, FileSet};
 use sds_store::{DeliveryFailure, Job, Store};
 use std::time::Instant;
 use tracing::{error, info, warn};
@@ -18,21 +18,7 @@ pub fn file_set(job: &Job, created_at: String) -> FileSet {
         snapshot_id: job.snapshot_id.to_string(),
         created_at,
         dir: job.folder.clone(),
-        files: job
-            .files
-            .iter()
-            .map(|f| SetFile {
-                name: f.name.clone(),
-                bytes: f.bytes,
-                rows: f.rows,
-                changes: f.changes.map(|c| RowChanges {
-                    added: c.added,
-                    removed: c.removed,
-                    changed: c.changed,
-                }),
-                license: f.license,
-            })
-            .collect(),
+        files: job.files.clone(),
     }
 }
 

@@ -9,8 +9,9 @@
 //! Every regular file in LOCAL_FOLDER is one file of the set. Prints one line per run and a final
 //! `best_secs=<seconds> bytes=<total>` line for the script.
 
+use sds_core::FileEntry;
 use sds_deliver::sftp::{SftpConfig, SftpDestination};
-use sds_deliver::{Destination, FileSet, SetFile};
+use sds_deliver::{Destination, FileSet};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -52,9 +53,10 @@ async fn main() {
     for e in entries {
         let bytes = e.metadata().expect("stat file").len();
         total += bytes;
-        files.push(SetFile {
+        files.push(FileEntry {
             name: e.file_name().to_string_lossy().into_owned(),
             bytes,
+            hash: String::new(),
             rows: 0,
             changes: None,
             license: false,

@@ -21,33 +21,13 @@ pub mod staged;
 mod tls;
 
 use futures_util::future::BoxFuture;
+use sds_core::FileEntry;
 use std::path::PathBuf;
 
 pub use email::{EmailConfig, EmailDestination};
 pub use ftp::{FtpConfig, FtpDestination};
 pub use local::{LocalConfig, LocalDestination};
 pub use sftp::{SftpConfig, SftpDestination};
-
-/// One file of a snapshot, as stored in the snapshot folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetFile {
-    pub name: String,
-    pub bytes: u64,
-    /// Data rows (header excluded).
-    pub rows: u64,
-    /// What changed against the previous published snapshot (None for the first one).
-    pub changes: Option<RowChanges>,
-    /// The v1 licence file: sent only where the destination includes it.
-    pub license: bool,
-}
-
-/// Row counts of one file's diff against the previous snapshot, for summaries (email body).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RowChanges {
-    pub added: u64,
-    pub removed: u64,
-    pub changed: u64,
-}
 
 /// The complete set of files of one snapshot. SDS treats a missing file as deleted records, so
 /// destinations always send every file of the set (bar an excluded licence file).
@@ -58,12 +38,12 @@ pub struct FileSet {
     pub created_at: String,
     /// Folder holding the files under their final names.
     pub dir: PathBuf,
-    pub files: Vec<SetFile>,
+    pub files: Vec<FileEntry>,
 }
 
 impl FileSet {
     /// The files a destination should carry, given its `include_license_file` choice.
-    pub fn files_for(&self, include_license: bool) -> impl Iterator<Item = &SetFile> {
+    pub fn files_for(&self, include_license: bool) -> impl Iterator<Item = &FileEntry> {
         self.files_chosen(include_license, &[])
     }
 
@@ -74,7 +54,7 @@ impl FileSet {
         &'a self,
         include_license: bool,
         omit: &'a [String],
-    ) -> impl Iterator<Item = &'a SetFile> {
+    ) -> impl Iterator<Item = &'a FileEntry> {
         self.files
             .iter()
             .filter(move |f| (include_license || !f.license) && !omit.contains(&f.name))

@@ -339,7 +339,7 @@ impl Destination for LocalDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SetFile;
+    use sds_core::FileEntry;
     use std::os::unix::fs::PermissionsExt;
 
     fn set_in(dir: &Path) -> FileSet {
@@ -354,16 +354,18 @@ mod tests {
             created_at: "2026-11-28T00:00:00Z".into(),
             dir: dir.to_path_buf(),
             files: vec![
-                SetFile {
+                FileEntry {
                     name: "School.csv".into(),
                     bytes: 20,
+                    hash: String::new(),
                     rows: 1,
                     changes: None,
                     license: false,
                 },
-                SetFile {
+                FileEntry {
                     name: "License.csv".into(),
                     bytes: 50,
+                    hash: String::new(),
                     rows: 0,
                     changes: None,
                     license: true,
@@ -418,9 +420,10 @@ mod tests {
             b"userSourcedId,relationshipUserSourcedId,relationshipRole\r\n",
         )
         .unwrap();
-        set.files.push(SetFile {
+        set.files.push(FileEntry {
             name: "relationships.csv".into(),
             bytes: 58,
+            hash: String::new(),
             rows: 0,
             changes: None,
             license: false,

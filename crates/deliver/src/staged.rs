@@ -11,7 +11,8 @@
 //! that omit it) is trusted on its transfer reply, and the delivery says how many files went
 //! unverified (an INFO line with `unverified_files` after the delivery).
 
-use crate::{DeliverError, ErrorKind, FileSet, SetFile};
+use crate::{DeliverError, ErrorKind, FileSet};
+use sds_core::FileEntry;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::fmt;
@@ -453,7 +454,7 @@ pub(crate) async fn deliver<S: Stage>(
     omit: &[String],
     fault: Option<Fault>,
 ) -> Result<Summary, DeliverError> {
-    let files: Vec<&SetFile> = set.files_chosen(include_license, omit).collect();
+    let files: Vec<&FileEntry> = set.files_chosen(include_license, omit).collect();
     for f in &files {
         validate_name(&f.name).map_err(|m| {
             stage.error(
@@ -869,9 +870,10 @@ mod tests {
                 .iter()
                 .map(|(n, b)| {
                     std::fs::write(dir.join(n), b).unwrap();
-                    SetFile {
+                    FileEntry {
                         name: (*n).into(),
                         bytes: b.len() as u64,
+                        hash: String::new(),
                         rows: 0,
                         changes: None,
                         license: false,

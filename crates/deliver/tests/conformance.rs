@@ -11,11 +11,12 @@
 //! removed; existing files are replaced. A destination's own choice of files (`omit_files`,
 //! `include_license_file`) is honoured. Each test checks the remote folder on the server's disk.
 
+use sds_core::FileEntry;
 use sds_deliver::ftp::{FtpConfig, FtpDestination, FtpTls};
 use sds_deliver::local::{LocalConfig, LocalDestination};
 use sds_deliver::sftp::{SftpConfig, SftpDestination};
 use sds_deliver::staged::{Fault, is_ours};
-use sds_deliver::{DeliverError, Destination, FileSet, SetFile};
+use sds_deliver::{DeliverError, Destination, FileSet};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -265,7 +266,7 @@ fn snapshot(files: &[(&str, usize)], seed: u8) -> Snapshot {
     snapshot_with_license(files, None, seed)
 }
 
-/// A set that also has a licence file (`SetFile::license`) of `license` bytes, last.
+/// A set that also has a licence file (`FileEntry::license`) of `license` bytes, last.
 fn snapshot_with_license(files: &[(&str, usize)], license: Option<usize>, seed: u8) -> Snapshot {
     let dir = tempfile::tempdir().unwrap();
     let files = files
@@ -275,9 +276,10 @@ fn snapshot_with_license(files: &[(&str, usize)], license: Option<usize>, seed: 
         .map(|(name, size, license)| {
             let bytes = content(name, size, seed);
             fs::write(dir.path().join(name), &bytes).unwrap();
-            SetFile {
+            FileEntry {
                 name: name.to_owned(),
                 bytes: bytes.len() as u64,
+                hash: String::new(),
                 rows: 0,
                 changes: None,
                 license,

@@ -6,8 +6,9 @@
 //! instance, listener or proxy, never the shared one.
 
 use mail_parser::{MessageParser, MimeHeaders};
+use sds_core::{FileEntry, RowCounts};
 use sds_deliver::email::{EmailAttach, EmailConfig, EmailDestination, EmailTls};
-use sds_deliver::{Destination, FileSet, RowChanges, SetFile};
+use sds_deliver::{Destination, FileSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -133,11 +134,12 @@ fn make_set(dir: &Path, id: &str, files: Vec<F>) -> FileSet {
     let mut set_files = Vec::new();
     for file in files {
         std::fs::write(dir.join(file.name), &file.data).unwrap();
-        set_files.push(SetFile {
+        set_files.push(FileEntry {
             name: file.name.into(),
             bytes: file.data.len() as u64,
+            hash: String::new(),
             rows: file.rows,
-            changes: file.changes.map(|(added, removed, changed)| RowChanges {
+            changes: file.changes.map(|(added, removed, changed)| RowCounts {
                 added,
                 removed,
                 changed,

@@ -4,8 +4,9 @@
 //! what was relayed. All started by `scripts/services/mail-oauth2.sh` (see
 //! /tmp/sds-test-services/mail-oauth2.env). Each test finds its message by its own recipient.
 
+use sds_core::FileEntry;
 use sds_deliver::email::{EmailAuth, EmailConfig, EmailDestination, EmailTls};
-use sds_deliver::{Destination, FileSet, SetFile};
+use sds_deliver::{Destination, FileSet};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -99,9 +100,10 @@ fn set(dir: &Path, id: &str) -> FileSet {
         snapshot_id: id.into(),
         created_at: "2026-11-28T02:00:00Z".into(),
         dir: dir.to_path_buf(),
-        files: vec![SetFile {
+        files: vec![FileEntry {
             name: "Student.csv".into(),
             bytes: data.len() as u64,
+            hash: String::new(),
             rows: 1,
             changes: None,
             license: false,

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
+use sds_core::FileEntry;
 use sds_deliver::ftp::{FtpConfig, FtpDestination, FtpTls, PassiveMode, TMP_SUFFIX, TlsMaxVersion};
-use sds_deliver::{Destination, ErrorKind, FileSet, SetFile};
+use sds_deliver::{Destination, ErrorKind, FileSet};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -133,9 +134,10 @@ fn snapshot(dir: &Path, files: &[(&str, Vec<u8>)], license_last: bool) -> FileSe
     let mut set_files = Vec::new();
     for (i, (name, bytes)) in files.iter().enumerate() {
         std::fs::write(dir.join(name), bytes).unwrap();
-        set_files.push(SetFile {
+        set_files.push(FileEntry {
             name: (*name).to_owned(),
             bytes: bytes.len() as u64,
+            hash: String::new(),
             rows: 1,
             changes: None,
             license: license_last && i == files.len() - 1,

@@ -4,8 +4,9 @@
 //! connection's TLS session), and pyftpdlib, which closes TLS data connections without a
 //! close_notify.
 
+use sds_core::FileEntry;
 use sds_deliver::ftp::{FtpConfig, FtpDestination, FtpTls};
-use sds_deliver::{Destination, FileSet, SetFile};
+use sds_deliver::{Destination, FileSet};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -103,9 +104,10 @@ fn set(dir: &Path, n: usize) -> (FileSet, Vec<(String, Vec<u8>)>) {
         let name = format!("file{i:02}.csv");
         let data = format!("id,name\r\n{i},Zoë {i}\r\n").repeat(50 + i * 10);
         std::fs::write(dir.join(&name), &data).unwrap();
-        files.push(SetFile {
+        files.push(FileEntry {
             name: name.clone(),
             bytes: data.len() as u64,
+            hash: String::new(),
             rows: 1,
             changes: None,
             license: false,

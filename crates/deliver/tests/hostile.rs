@@ -3,9 +3,10 @@
 //! for; the client must fail fast with a clear error, and the process's peak resident memory must
 //! stay under 200 MB. The tests run one at a time (a lock), since the peak is the whole process's.
 
+use sds_core::FileEntry;
 use sds_deliver::email::{EmailConfig, EmailDestination, EmailTls};
 use sds_deliver::ftp::{FtpConfig, FtpDestination, FtpTls};
-use sds_deliver::{Destination, FileSet, SetFile};
+use sds_deliver::{Destination, FileSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread::JoinHandle;
@@ -89,9 +90,10 @@ fn one_file_set() -> (tempfile::TempDir, FileSet) {
         snapshot_id: "1".into(),
         created_at: "2026-11-28T00:00:00Z".into(),
         dir: dir.path().to_path_buf(),
-        files: vec![SetFile {
+        files: vec![FileEntry {
             name: "School.csv".into(),
             bytes: 18,
+            hash: String::new(),
             rows: 1,
             changes: None,
             license: false,

@@ -5,9 +5,10 @@
 //! Each test works in its own folder under the server's upload folder, so they run in parallel.
 //! The server-stop test runs a private sshd on its own port, so stopping it disturbs no other test.
 
+use sds_core::FileEntry;
 use sds_deliver::sftp::{SftpConfig, SftpDestination};
 use sds_deliver::staged::is_ours;
-use sds_deliver::{DeliverError, Destination, FileSet, SetFile};
+use sds_deliver::{DeliverError, Destination, FileSet};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -187,9 +188,10 @@ fn snapshot(files: &[(&str, usize)], seed: u8) -> Snapshot {
     for (name, size) in files {
         let bytes = content(name, *size, seed);
         fs::write(dir.path().join(name), &bytes).unwrap();
-        set_files.push(SetFile {
+        set_files.push(FileEntry {
             name: (*name).to_owned(),
             bytes: bytes.len() as u64,
+            hash: String::new(),
             rows: 0,
             changes: None,
             license: *name == "License.csv",

@@ -3,8 +3,9 @@
 //! /tmp/sds-test-services/ssh-interop.env): one with RSA, ECDSA and Ed25519 host keys, one with
 //! RSA and ECDSA only, and one that takes passwords only through PAM keyboard-interactive.
 
+use sds_core::FileEntry;
 use sds_deliver::sftp::{SftpConfig, SftpDestination};
-use sds_deliver::{DeliverError, Destination, FileSet, SetFile};
+use sds_deliver::{DeliverError, Destination, FileSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -107,9 +108,10 @@ fn set(dir: &Path) -> FileSet {
         snapshot_id: "interop".into(),
         created_at: "2026-11-28T02:00:00Z".into(),
         dir: dir.to_path_buf(),
-        files: vec![SetFile {
+        files: vec![FileEntry {
             name: "School.csv".into(),
             bytes: data.len() as u64,
+            hash: String::new(),
             rows: 1,
             changes: None,
             license: false,

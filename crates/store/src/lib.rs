@@ -41,6 +41,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sds_core::{FileEntry, RowCounts};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -138,33 +139,6 @@ impl fmt::Display for SnapshotStatus {
     }
 }
 
-/// One file of a snapshot, as computed by the caller while building it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileManifest {
-    /// File name inside the snapshot folder (no directories).
-    pub name: String,
-    /// Data rows, header excluded.
-    pub rows: u64,
-    /// Size in bytes; checked against the file on publish.
-    pub bytes: u64,
-    /// blake3 hex of the file's bytes.
-    pub hash: String,
-    /// The v1 licence file: each destination decides whether to carry it.
-    pub license: bool,
-    /// What changed in this file against the snapshot current when it was built (None: nothing
-    /// to compare with). Kept so deliveries made later (after a restart) can still summarise it.
-    #[serde(default)]
-    pub changes: Option<FileChanges>,
-}
-
-/// Row counts of a file's diff against the previous snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileChanges {
-    pub added: u64,
-    pub removed: u64,
-    pub changed: u64,
-}
-
 /// A published, held, approved or superseded snapshot and its files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -183,7 +157,7 @@ pub struct Snapshot {
     /// False once pruning removed the folder (the row stays for history).
     pub folder_present: bool,
     /// In the order the files were given at publish.
-    pub files: Vec<FileManifest>,
+    pub files: Vec<FileEntry>,
 }
 
 /// A publish step after which [`StoreOptions::fail_point`] makes publishing stop as if the
@@ -542,7 +516,7 @@ impl Store {
         })
     }
 
-    async fn files_of(&self, id: SnapshotId) -> Result<Vec<FileManifest>> {
+    async fn files_of(&self, id: SnapshotId) -> Result<Vec<FileEntry>> {
         type FileRow = (
             String,
             i64,
@@ -565,14 +539,14 @@ impl Store {
             .map(
                 |(name, rows, bytes, hash, license, added, removed, changed)| {
                     let changes = match (added, removed, changed) {
-                        (Some(a), Some(r), Some(c)) => Some(FileChanges {
+                        (Some(a), Some(r), Some(c)) => Some(RowCounts {
                             added: self.to_u64(a, "added")?,
                             removed: self.to_u64(r, "removed")?,
                             changed: self.to_u64(c, "changed")?,
                         }),
                         _ => None,
                     };
-                    Ok(FileManifest {
+                    Ok(FileEntry {
                         name,
                         rows: self.to_u64(rows, "rows")?,
                         bytes: self.to_u64(bytes, "bytes")?,
@@ -795,5 +769,50 @@ mod tests {
         assert_eq!(size.to_string(), STATE_DB_CACHE);
         assert!((-1024..0).contains(&size), "at most 1 MiB, in KiB: {size}");
         store.close().await;
+    }
+
+    /// `FileEntry` replaced the store's own `FileManifest`; JSON that type wrote (a `Snapshot`
+    /// or `Job` serialized by an older version) must still read, with or without `changes`.
+    #[test]
+    fn file_entries_read_the_json_of_file_manifests() {
+        let with_changes = r#"{"name":"Student.csv","rows":2,"bytes":31,"hash":"af1349b9",
+            "license":false,"changes":{"added":1,"removed":2,"changed":3}}"#;
+        let entry: FileEntry = serde_json::from_str(with_changes).expect("old JSON reads");
+        assert_eq!(
+            entry,
+            FileEntry {
+                name: "Student.csv".into(),
+                rows: 2,
+                bytes: 31,
+                hash: "af1349b9".into(),
+                license: false,
+                changes: Some(RowCounts {
+                    added: 1,
+                    removed: 2,
+                    changed: 3
+                }),
+            }
+        );
+        // Written back, it is the same JSON: the names did not change.
+        assert_eq!(
+            serde_json::to_value(&entry).expect("serialize"),
+            serde_json::from_str::<serde_json::Value>(with_changes).expect("parse")
+        );
+        // Written before `changes` existed.
+        let without: FileEntry = serde_json::from_str(
+            r#"{"name":"License.csv","rows":0,"bytes":48,"hash":"00","license":true}"#,
+        )
+        .expect("JSON without changes reads");
+        assert_eq!(
+            without,
+            FileEntry {
+                name: "License.csv".into(),
+                rows: 0,
+                bytes: 48,
+                hash: "00".into(),
+                license: true,
+                changes: None,
+            }
+        );
     }
 }

@@ -8,10 +8,11 @@ use std::fmt;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use sds_core::FileEntry;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::{FileManifest, SnapshotId, Store, ts};
+use crate::{SnapshotId, Store, ts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -80,7 +81,7 @@ pub struct Job {
     /// `<dir>/snapshots/<id>`: the files to send.
     pub folder: PathBuf,
     /// Every file of the set, in format order; SDS treats a missing file as deleted records.
-    pub files: Vec<FileManifest>,
+    pub files: Vec<FileEntry>,
 }
 
 /// Why an attempt failed. `permanent` stops retrying (authentication, host key, permission,

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use chrono::Utc;
+use sds_core::FileEntry;
 
 use crate::error::{Result, StoreError};
 use crate::fsutil::{self, io_err};
-use crate::{FailPoint, FileManifest, STAGING_DIR, SnapshotId, Store, to_i64, ts};
+use crate::{FailPoint, STAGING_DIR, SnapshotId, Store, to_i64, ts};
 
 /// A fresh folder under `<dir>/staging/` where a run writes the files of a new export. Hand it
 /// to [`Store::publish`] or [`Store::hold`]; dropping it unused removes the folder.
@@ -93,7 +94,7 @@ impl Store {
     pub async fn publish(
         &self,
         staging: Staging,
-        manifest: Vec<FileManifest>,
+        manifest: Vec<FileEntry>,
         format: &str,
         destinations: &[String],
     ) -> Result<SnapshotId> {
@@ -108,7 +109,7 @@ impl Store {
     pub async fn hold(
         &self,
         staging: Staging,
-        manifest: Vec<FileManifest>,
+        manifest: Vec<FileEntry>,
         format: &str,
         guard_json: &serde_json::Value,
     ) -> Result<SnapshotId> {
@@ -120,7 +121,7 @@ impl Store {
     async fn commit_snapshot(
         &self,
         mut staging: Staging,
-        manifest: Vec<FileManifest>,
+        manifest: Vec<FileEntry>,
         format: &str,
         kind: Kind<'_>,
     ) -> Result<SnapshotId> {
@@ -215,7 +216,7 @@ impl Store {
     async fn write_rows(
         &self,
         id: SnapshotId,
-        manifest: &[FileManifest],
+        manifest: &[FileEntry],
         now: &str,
         kind: &Kind<'_>,
     ) -> Result<()> {
@@ -567,7 +568,7 @@ async fn enqueue(
 
 /// Manifest names must be plain, unique file names (they become paths under the snapshot folder
 /// and on the destinations).
-fn check_names(dir: &Path, manifest: &[FileManifest]) -> Result<()> {
+fn check_names(dir: &Path, manifest: &[FileEntry]) -> Result<()> {
     let mut seen = HashSet::new();
     for f in manifest {
         let plain = !f.name.is_empty()

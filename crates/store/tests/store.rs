@@ -5,9 +5,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use chrono::{Duration, Utc};
+use sds_core::{FileEntry, RowCounts};
 use sds_store::{
-    DeliveryFailure, FailPoint, FileChanges, FileManifest, JobStatus, RunOutcome, SnapshotId,
-    SnapshotStatus, Store, StoreError, StoreOptions,
+    DeliveryFailure, FailPoint, JobStatus, RunOutcome, SnapshotId, SnapshotStatus, Store,
+    StoreError, StoreOptions,
 };
 
 fn state_dir(tmp: &tempfile::TempDir) -> PathBuf {
@@ -33,20 +34,20 @@ async fn open_failing(dir: &Path, point: FailPoint) -> Store {
 }
 
 /// Writes `files` (name, content) into a new staging folder and returns it with its manifest.
-fn stage(store: &Store, files: &[(&str, &str)]) -> (sds_store::Staging, Vec<FileManifest>) {
+fn stage(store: &Store, files: &[(&str, &str)]) -> (sds_store::Staging, Vec<FileEntry>) {
     let staging = store.new_staging().expect("new staging");
     let manifest = files
         .iter()
         .map(|(name, content)| {
             fs::write(staging.path().join(name), content).expect("write staged file");
-            FileManifest {
+            FileEntry {
                 name: name.to_string(),
                 rows: content.matches("\r\n").count().saturating_sub(1) as u64,
                 bytes: content.len() as u64,
                 hash: format!("hash-of-{name}-{}", content.len()),
                 license: *name == "License.csv",
                 // Distinct per file so a mix-up between files or columns shows.
-                changes: (*name != "License.csv").then_some(FileChanges {
+                changes: (*name != "License.csv").then_some(RowCounts {
                     added: content.len() as u64,
                     removed: 2,
                     changed: 3,
@@ -153,7 +154,7 @@ async fn publish_makes_the_snapshot_current_with_its_manifest_and_outbox() {
     // "SIS ID,Name\r\n1,Ann a\r\n2,Bob a\r\n" is 31 bytes: the manifest's diff counts survive.
     assert_eq!(
         cur.files[1].changes,
-        Some(FileChanges {
+        Some(RowCounts {
             added: 31,
             removed: 2,
             changed: 3

@@ -6,7 +6,6 @@ use super::render::RenderedFile;
 use anyhow::{Context, anyhow};
 use sds_core::Built;
 use sds_core::diff::{DiffError, FileDiff, RowDiff};
-use sds_store::FileChanges;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs;
@@ -33,9 +32,9 @@ pub type Guarded = Vec<(String, FileDiff)>;
 type Compared = Option<(FileDiff, BTreeMap<String, FileDiff>)>;
 
 /// Compares every file with the current snapshot's (`previous`, its id; `old_dir`, its folder,
-/// `None` when there is no snapshot or its folder is gone), records the counts on each file's manifest and logs
-/// them. Only the changed files are diffed, in parallel: an identical file has zero changes by
-/// construction.
+/// `None` when there is no snapshot or its folder is gone), records the counts on each file's
+/// entry and logs them. Only the changed files are diffed, in parallel: an identical file has
+/// zero changes by construction.
 pub fn compare(
     built: &Built,
     files: &mut [RenderedFile],
@@ -46,7 +45,7 @@ pub fn compare(
         let handles = files
             .iter()
             .map(|f| {
-                let (spec, changed, rows) = (f.spec, f.changed, f.manifest.rows);
+                let (spec, changed, rows) = (f.spec, f.changed, f.entry.rows);
                 std::thread::Builder::new()
                     .name("sds-diff".into())
                     .spawn_scoped(scope, move || match (changed, old_dir) {
@@ -68,7 +67,7 @@ pub fn compare(
     let mut reports = Vec::new();
     let mut guarded = Guarded::new();
     for (f, compared) in files.iter_mut().zip(compared) {
-        let m = &mut f.manifest;
+        let m = &mut f.entry;
         let diff = compared.as_ref().map(|(total, _)| *total);
         log_compared(&m.name, m.rows, diff.as_ref());
         if previous.is_some() && compared.is_none() {
@@ -90,11 +89,7 @@ pub fn compare(
                         .map(|(e, g)| (format!("{} ({e})", m.name), g)),
                 );
             }
-            m.changes = Some(FileChanges {
-                added: d.added,
-                removed: d.removed,
-                changed: d.changed,
-            });
+            m.changes = Some(d.counts());
         }
         reports.push(FileReport {
             file: m.name.clone(),
@@ -112,7 +107,7 @@ pub fn unchanged(files: &[RenderedFile]) -> Vec<FileReport> {
     files
         .iter()
         .map(|f| {
-            let m = &f.manifest;
+            let m = &f.entry;
             let diff = same_file_diff(m.rows);
             log_compared(&m.name, m.rows, Some(&diff));
             FileReport {

@@ -16,13 +16,13 @@ use render::{Rendered, render_files};
 use sds_core::diff::FileDiff;
 use sds_core::guard::{GuardConfig, GuardVerdict, evaluate};
 use sds_core::validate::{Severity, Violation};
-use sds_core::{Built, ExportOptions};
+use sds_core::{Built, ExportOptions, FileEntry};
 use sds_deliver::email::EmailDestination;
 use sds_deliver::ftp::FtpDestination;
 use sds_deliver::sftp::SftpDestination;
 use sds_deliver::{Destination, LocalConfig, LocalDestination};
 use sds_source::SourceConfig;
-use sds_store::{FileManifest, RunOutcome, Snapshot, SnapshotId, Staging, Store, StoreOptions};
+use sds_store::{RunOutcome, Snapshot, SnapshotId, Staging, Store, StoreOptions};
 use std::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -256,7 +256,7 @@ pub async fn export(
     // One reason per trip and per invalid finding: the snapshot is held exactly when there is one.
     let mut held_reasons: Vec<String> = verdict.trips.iter().map(|t| t.to_string()).collect();
     held_reasons.extend(invalid.iter().map(|v| format!("invalid: {v}")));
-    let manifest: Vec<FileManifest> = rendered_files.into_iter().map(|f| f.manifest).collect();
+    let entries: Vec<FileEntry> = rendered_files.into_iter().map(|f| f.entry).collect();
     let format = built.format().as_str();
     let (outcome, snapshot_id) = if dry_run {
         staging
@@ -264,11 +264,11 @@ pub async fn export(
             .context("cannot remove the staging folder")?;
         (RunOutcome::DryRun, None)
     } else if !held_reasons.is_empty() {
-        let id = hold(store, staging, manifest, format, &verdict, &invalid).await?;
+        let id = hold(store, staging, entries, format, &verdict, &invalid).await?;
         (RunOutcome::Held, Some(id))
     } else {
         let id = store
-            .publish(staging, manifest, format, &run.destinations)
+            .publish(staging, entries, format, &run.destinations)
             .await
             .context("cannot publish the snapshot")?;
         info!(
@@ -382,7 +382,7 @@ fn judge(
 async fn hold(
     store: &Store,
     staging: Staging,
-    manifest: Vec<FileManifest>,
+    entries: Vec<FileEntry>,
     format: &str,
     verdict: &GuardVerdict,
     invalid: &[Violation],
@@ -404,7 +404,7 @@ async fn hold(
         })
     }));
     let id = store
-        .hold(staging, manifest, format, &serde_json::Value::Array(why))
+        .hold(staging, entries, format, &serde_json::Value::Array(why))
         .await
         .context("cannot record the held snapshot")?;
     for t in &verdict.trips {

@@ -21,8 +21,8 @@ use anyhow::{Context, anyhow};
 use sds_core::csvout::NoRows;
 use sds_core::diff::HashingWriter;
 use sds_core::validate::{FileDone, Planned, SetCheck, Violation};
-use sds_core::{Built, FileSpec};
-use sds_store::{FileManifest, Snapshot, Staging, Store};
+use sds_core::{Built, FileEntry, FileSpec};
+use sds_store::{Snapshot, Staging, Store};
 use std::fs;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -32,7 +32,8 @@ use std::sync::OnceLock;
 #[derive(Debug)]
 pub struct RenderedFile {
     pub spec: &'static FileSpec,
-    pub manifest: FileManifest,
+    /// What the snapshot records of it; `compare` adds the row counts.
+    pub entry: FileEntry,
     /// Not the current snapshot's file by its recorded size and hash (or there is none).
     pub changed: bool,
 }
@@ -96,8 +97,7 @@ pub fn render_files(
     let mut gate = SetCheck::new(built.format(), true);
     let names: Vec<&str> = built.files().iter().map(|f| f.name).collect();
     let levels = gate.plan(&names);
-    let mut placed: Vec<Option<(FileManifest, Placed)>> =
-        built.files().iter().map(|_| None).collect();
+    let mut placed: Vec<Option<(FileEntry, Placed)>> = built.files().iter().map(|_| None).collect();
     let mut failed = None;
     for level in &levels {
         let done = each_in_parallel(level, "sds-render", |planned| {
@@ -139,7 +139,7 @@ pub fn render_files(
         .zip(&placed)
         .map(|(spec, (m, _))| RenderedFile {
             spec,
-            manifest: m.clone(),
+            entry: m.clone(),
             changed: recorded(&m.name).is_none_or(|r| r.hash != m.hash || r.bytes != m.bytes),
         })
         .collect();
@@ -256,16 +256,16 @@ fn render_one(
     planned: &Planned,
     old: Option<&Path>,
     staging: &LazyStaging,
-) -> anyhow::Result<(FileManifest, Placed)> {
+) -> anyhow::Result<(FileEntry, Placed)> {
     // The export's own spec of the file: its header has the optional columns it writes.
     let spec = built.spec(planned.spec.name).unwrap_or(planned.spec);
-    let render = || -> io::Result<(FileManifest, Placed)> {
+    let render = || -> io::Result<(FileEntry, Placed)> {
         let out = Output::open(spec.name, old, staging)?;
         let mut w = HashingWriter::new(out);
         built.write_file_to(spec.name, &mut w, NoRows)?;
         let (out, hash) = w.finish();
         let placed = out.finish()?;
-        let m = FileManifest {
+        let m = FileEntry {
             name: spec.name.to_owned(),
             rows: built.row_count(spec.name),
             bytes: hash.bytes,

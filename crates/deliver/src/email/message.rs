@@ -2,11 +2,12 @@
 //! data), the files as `text/csv` attachments or one zip, and the encoded-size limit.
 
 use super::config::{EmailAttach, render_subject};
-use crate::{FileSet, RowChanges, SetFile};
+use crate::FileSet;
 use lettre::Message;
 use lettre::address::Envelope;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
+use sds_core::{FileEntry, RowCounts};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Cursor, Seek, SeekFrom, Write};
@@ -53,8 +54,8 @@ pub(crate) fn encoded_len(raw: u64) -> u64 {
 }
 
 /// The change summary for the subject: `first snapshot` when nothing to compare with.
-pub(crate) fn summary(files: &[SetFile]) -> String {
-    let compared: Vec<RowChanges> = files.iter().filter_map(|f| f.changes).collect();
+pub(crate) fn summary(files: &[FileEntry]) -> String {
+    let compared: Vec<RowCounts> = files.iter().filter_map(|f| f.changes).collect();
     if compared.is_empty() {
         return "first snapshot".to_owned();
     }
@@ -89,7 +90,7 @@ pub(crate) fn zip_name(snapshot_id: &str) -> String {
 }
 
 /// The plain-text body. Counts only: no names, IDs or other personal data.
-pub(crate) fn body_text(set: &FileSet, files: &[SetFile], attach: EmailAttach) -> String {
+pub(crate) fn body_text(set: &FileSet, files: &[FileEntry], attach: EmailAttach) -> String {
     let mut b = String::new();
     let rows: u64 = files.iter().map(|f| f.rows).sum();
     let _ = writeln!(b, "sds-sync published a new School Data Sync snapshot.");
@@ -143,7 +144,7 @@ pub(crate) fn body_text(set: &FileSet, files: &[SetFile], attach: EmailAttach) -
 pub(crate) fn build(
     p: &MessageParams,
     set: &FileSet,
-    files: &[SetFile],
+    files: &[FileEntry],
 ) -> Result<Built, BuildError> {
     // Cheap early refusal from the manifest alone, before reading anything: the attachments by
     // themselves already exceed the limit.
@@ -274,7 +275,7 @@ impl Seek for Budgeted {
     }
 }
 
-fn build_zip(set: &FileSet, files: &[SetFile], limit: u64) -> Result<Vec<u8>, BuildError> {
+fn build_zip(set: &FileSet, files: &[FileEntry], limit: u64) -> Result<Vec<u8>, BuildError> {
     let zip_err = |e: zip::result::ZipError| -> BuildError {
         if let zip::result::ZipError::Io(io) = &e
             && io.get_ref().is_some_and(|i| i.is::<OverBudget>())
@@ -341,12 +342,13 @@ fn zip_time(created_at: &str) -> zip::DateTime {
 mod tests {
     use super::*;
 
-    fn file(name: &str, rows: u64, changes: Option<(u64, u64, u64)>) -> SetFile {
-        SetFile {
+    fn file(name: &str, rows: u64, changes: Option<(u64, u64, u64)>) -> FileEntry {
+        FileEntry {
             name: name.into(),
             bytes: 0,
+            hash: String::new(),
             rows,
-            changes: changes.map(|(added, removed, changed)| RowChanges {
+            changes: changes.map(|(added, removed, changed)| RowCounts {
                 added,
                 removed,
                 changed,

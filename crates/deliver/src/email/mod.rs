@@ -19,12 +19,13 @@ pub use config::{
 pub use oauth2::{MICROSOFT_SMTP_SCOPE, MICROSOFT_TOKEN_URL};
 
 use crate::staged::{SecretForm, read_secret_file};
-use crate::{DeliverError, Destination, FileSet, SetFile};
+use crate::{DeliverError, Destination, FileSet};
 use futures_util::future::BoxFuture;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS, Mechanism};
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use message::{BuildError, MessageParams};
+use sds_core::FileEntry;
 use secrecy::ExposeSecret;
 use session::{OpenError, Params, Security};
 use std::fmt;
@@ -180,7 +181,7 @@ impl EmailDestination {
     async fn deliver_set(&self, set: &FileSet) -> Result<(), DeliverError> {
         let started = Instant::now();
         let cfg = &self.inner.cfg;
-        let files: Vec<SetFile> = set
+        let files: Vec<FileEntry> = set
             .files_chosen(cfg.include_license_file, &cfg.omit_files)
             .cloned()
             .collect();
@@ -438,7 +439,7 @@ impl EmailDestination {
         })
     }
 
-    fn build_error(&self, set: &FileSet, files: &[SetFile], e: BuildError) -> DeliverError {
+    fn build_error(&self, set: &FileSet, files: &[FileEntry], e: BuildError) -> DeliverError {
         let cfg = &self.inner.cfg;
         match e {
             BuildError::TooLarge { encoded } => {
