@@ -245,47 +245,92 @@ pub async fn export(
         .filter(|p| p.folder_present)
         .map(|p| p.folder.as_path());
     let (files, guarded) = compare(&built, &mut rendered_files, old_dir, previous_snapshot)?;
-    let verdict = judge(
-        &run.guard,
+    let verdict = Verdict {
+        guard: judge(
+            &run.guard,
+            store,
+            current.is_some(),
+            &guarded,
+            &built,
+            &staging,
+        )?,
+        invalid,
+    };
+    let (outcome, snapshot_id) = conclude(
         store,
-        current.is_some(),
-        &guarded,
+        staging,
+        rendered_files.into_iter().map(|f| f.entry).collect(),
         &built,
-        &staging,
-    )?;
-    // One reason per trip and per invalid finding: the snapshot is held exactly when there is one.
-    let mut held_reasons: Vec<String> = verdict.trips.iter().map(|t| t.to_string()).collect();
-    held_reasons.extend(invalid.iter().map(|v| format!("invalid: {v}")));
-    let entries: Vec<FileEntry> = rendered_files.into_iter().map(|f| f.entry).collect();
+        &run.destinations,
+        &verdict,
+        dry_run,
+    )
+    .await?;
+    Ok(ExportReport {
+        outcome,
+        snapshot_id,
+        held_reasons: verdict.reasons(),
+        previous_snapshot,
+        files,
+    })
+}
+
+/// What may hold a changed export: the guard's verdict and the publish gate's errors.
+struct Verdict {
+    guard: GuardVerdict,
+    invalid: Vec<Violation>,
+}
+
+impl Verdict {
+    /// One reason per trip and per invalid finding: the snapshot is held exactly when there is one.
+    fn reasons(&self) -> Vec<String> {
+        let trips = self.guard.trips.iter().map(|t| t.to_string());
+        trips
+            .chain(self.invalid.iter().map(|v| format!("invalid: {v}")))
+            .collect()
+    }
+
+    /// True exactly when [`Verdict::reasons`] is not empty.
+    fn holds(&self) -> bool {
+        self.guard.held() || !self.invalid.is_empty()
+    }
+}
+
+/// The end of a run that changed something: a dry run discards the staging folder; otherwise
+/// the snapshot is held when `verdict` gives a reason, else published and queued for
+/// `destinations`.
+async fn conclude(
+    store: &Store,
+    staging: Staging,
+    entries: Vec<FileEntry>,
+    built: &Built,
+    destinations: &[String],
+    verdict: &Verdict,
+    dry_run: bool,
+) -> anyhow::Result<(RunOutcome, Option<SnapshotId>)> {
     let format = built.format().as_str();
-    let (outcome, snapshot_id) = if dry_run {
+    if dry_run {
         staging
             .discard()
             .context("cannot remove the staging folder")?;
-        (RunOutcome::DryRun, None)
-    } else if !held_reasons.is_empty() {
-        let id = hold(store, staging, entries, format, &verdict, &invalid).await?;
-        (RunOutcome::Held, Some(id))
+        Ok((RunOutcome::DryRun, None))
+    } else if verdict.holds() {
+        let id = hold(store, staging, entries, format, verdict).await?;
+        Ok((RunOutcome::Held, Some(id)))
     } else {
+        let files = entries.len();
         let id = store
-            .publish(staging, entries, format, &run.destinations)
+            .publish(staging, entries, format, destinations)
             .await
             .context("cannot publish the snapshot")?;
         info!(
             snapshot_id = id.0,
-            files = files.len(),
+            files,
             total_rows = built.total_rows(),
             "snapshot published"
         );
-        (RunOutcome::Published, Some(id))
-    };
-    Ok(ExportReport {
-        outcome,
-        snapshot_id,
-        held_reasons,
-        previous_snapshot,
-        files,
-    })
+        Ok((RunOutcome::Published, Some(id)))
+    }
 }
 
 /// Renders every file once (see the `render` module), logging how many differ from `current`.
@@ -384,11 +429,12 @@ async fn hold(
     staging: Staging,
     entries: Vec<FileEntry>,
     format: &str,
-    verdict: &GuardVerdict,
-    invalid: &[Violation],
+    verdict: &Verdict,
 ) -> anyhow::Result<SnapshotId> {
+    let invalid = &verdict.invalid;
     // One list of reasons for `status`: the guard's trips, then the gate's findings.
     let mut why: Vec<serde_json::Value> = verdict
+        .guard
         .trips
         .iter()
         .filter_map(|t| serde_json::to_value(t).ok())
@@ -407,7 +453,7 @@ async fn hold(
         .hold(staging, entries, format, &serde_json::Value::Array(why))
         .await
         .context("cannot record the held snapshot")?;
-    for t in &verdict.trips {
+    for t in &verdict.guard.trips {
         error!(snapshot_id = id.0, file = %t.file, rule = t.rule.as_str(), rows_old = t.rows_old, rows_new = t.rows_new, count = t.count, percent = t.percent, threshold = t.threshold, "mass-change guard tripped");
     }
     // Values can be usernames: the log names the place, `status` shows the message.
@@ -422,7 +468,7 @@ async fn hold(
             id.0
         );
     }
-    if verdict.held() {
+    if verdict.guard.held() {
         error!(
             snapshot_id = id.0,
             "snapshot held by the mass-change guard and not published; check the SIS, then run `sds-sync approve {}` to publish it anyway",
