@@ -142,6 +142,9 @@ install_pkg() { # command package
 [ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) is missing: apt-get install time"
 install_pkg jq jq
 install_pkg sqlite3 sqlite3 # the outbox check reads the state DB
+# b3sum (BLAKE3, the hash sds-sync writes into its manifests) for the hash floor of (f); without
+# it that one floor shows "-".
+command -v b3sum >/dev/null || apt_install b3sum || true
 ODBC_DRIVER="PostgreSQL Unicode"
 if [ "$ODBC" = 1 ]; then
   odbcinst -q -d -n "$ODBC_DRIVER" >/dev/null 2>&1 \
@@ -382,7 +385,12 @@ floor_set() { # key: floor | sorted
   done <<<"$QUERIES"
   FLOOR_ROWS=$rows
   FLOOR_BYTES=$(du -cb "$TMP"/floor/*.csv | tail -1 | cut -f1)
-  rm -rf "$TMP/floor"
+  # The unsorted files stay for the sort floor of the phase floors (f).
+  if [ "$key" = floor ] && [ ! -d "$TMP/unsorted" ]; then
+    mv "$TMP/floor" "$TMP/unsorted"
+  else
+    rm -rf "$TMP/floor"
+  fi
   printf '  %-22s %10s %9s %10s %8s\n' total "$rows" "$w" "$(mb "$r")" "$c"
   keep_best "$key" "$w" "$r" "$c" "$o" "$l" || true
 }
@@ -500,6 +508,63 @@ if [ "$PEER" = 1 ] && [ "$TP" = 1 ] && [ -n "${WALL[peer]:-}" ] \
   [ "$TP" = 1 ] && say "  the Python peer wrote the same six files, byte for byte"
 fi
 
+# ---------------------------------------------------------------------------------------------
+# (f) Phase floors: the work of each phase after extraction done by a standard tool on the same
+# bytes (all from the page cache), so every phase of (a) and (b) has a measured floor next to it.
+# Extraction's floor is (d). Measured once (the lowest of --repeat runs each), on copies: the
+# destination folder stays as (a) left it for the checks of (b).
+declare -A PF_WALL PF_CPU
+pf_measure() { # key command...: the lowest wall time of $REPEAT runs
+  local key=$1 i w
+  shift
+  for i in $(seq "$REPEAT"); do
+    rm -rf "$TMP/pf.out" && mkdir -p "$TMP/pf.out"
+    /usr/bin/time -v -o "$TMP/time.pf.$key" "$@" || { fail "phase floor $key: $* failed"; return 0; }
+    w=$(wall_of "$TMP/time.pf.$key")
+    if [ -z "${PF_WALL[$key]:-}" ] || lt "$w" "${PF_WALL[$key]}"; then
+      PF_WALL[$key]=$w PF_CPU[$key]=$(cpu_of "$TMP/time.pf.$key")
+    fi
+  done
+  printf '  %-7s wall %s s, CPU %s s\n' "$key" "${PF_WALL[$key]}" "${PF_CPU[$key]}"
+}
+V1_FILES="School Section Student Teacher StudentEnrollment TeacherRoster"
+step "(f) phase floors: the same work done by standard tools on the same bytes"
+# finish: sort each unsorted query result by the key of its file, in memory on both cores (GNU
+# sort, C locale, comma-separated; a quoted comma in a field before a key column would shift
+# that key, which changes the order but not the work).
+cat >"$TMP/pf.sort.sh" <<'SH'
+set -eu
+dir=$1 out=$2
+while IFS=$'\t' read -r name keys; do
+  f="$dir/$name.csv"
+  spec=$(head -1 "$f" | awk -F, -v keys="$keys" '
+    BEGIN { n = split(keys, k, /, */) }
+    { for (i = 1; i <= NF; i++) col[$i] = i }
+    END { for (j = 1; j <= n; j++) { if (!(k[j] in col)) exit 1; printf "-k%d,%d ", col[k[j]], col[k[j]] } }')
+  # shellcheck disable=SC2086
+  tail -n +2 "$f" | LC_ALL=C sort -t, $spec -S 1G --parallel=2 -o "$out/$name.csv"
+done
+SH
+for name in "${!SORT_KEY[@]}"; do printf '%s\t%s\n' "$name" "${SORT_KEY[$name]}"; done >"$TMP/pf.keys"
+pf_measure sort bash -c 'bash "$1" "$2" "$3" <"$4"' _ "$TMP/pf.sort.sh" "$TMP/unsorted" "$TMP/pf.out" "$TMP/pf.keys"
+rm -rf "$TMP/unsorted"
+# render (a): write the bytes of (a)'s six files to new files (unsynced), and hash them once
+# (BLAKE3, one thread, as each file is hashed by the thread that renders it).
+pf_measure write bash -c 'for f in $2; do cat "$1/$f.csv" >"$3/$f.csv"; done' _ "$TMP/outbox" "$V1_FILES" "$TMP/pf.out"
+if command -v b3sum >/dev/null; then
+  pf_measure hash bash -c 'cd "$1" && b3sum --num-threads 1 $2 >/dev/null' _ "$TMP/outbox" \
+    "$(printf '%s.csv ' $V1_FILES)"
+fi
+# render (b): read the current snapshot's files once, as the unchanged run compares with them.
+pf_measure read bash -c 'for f in $2; do cat "$1/$f.csv" >/dev/null; done' _ "$TMP/outbox" "$V1_FILES"
+# publish and deliver (a): make the rendered files durable (fsync), then copy them to a
+# destination folder and make that copy durable.
+pf_measure publish bash -c 'for f in $2; do cat "$1/$f.csv" >"$3/$f.csv"; done; sync "$3"/*.csv; mkdir "$3/dest"; cp "$3"/*.csv "$3/dest/"; sync "$3"/dest/*.csv' \
+  _ "$TMP/outbox" "$V1_FILES" "$TMP/pf.out"
+# That measurement includes an unsynced write (the floor of the render's write, above).
+PF_WALL[publish]=$(awk -v a="${PF_WALL[publish]}" -v b="${PF_WALL[write]:-0}" 'BEGIN { d = a - b; printf "%.2f", d < 0 ? 0 : d }')
+rm -rf "$TMP/pf.out"
+
 for i in $(seq "$REPEAT"); do
   step "(b) unchanged run ($i/$REPEAT)"
   DIRS_BEFORE=$(snapshot_dirs); OUTBOX_BEFORE=$(outbox_rows); STAMP_BEFORE=$(outbox_stamp)
@@ -615,6 +680,29 @@ jq -rs '
     "|---|--:|--:|--:|",
     ($keys[] as $k | "| \($k) | \($runs | map(.[$k] | cell) | join(" | ")) |")
 ' "$TMP/phases.${BEST_TAG[a]}" "$TMP/phases.${BEST_TAG[b]}" "$TMP/phases.${BEST_TAG[c]}"
+
+# Each phase of (a) and (b) next to its floor (f); "-" where a figure is missing.
+ph() { # tag label-prefix...: the sum of the phases whose labels start with the prefixes
+  local tag=$1
+  shift
+  jq -r '. as $p | [$ARGS.positional[] as $k | $p | to_entries[] | select(.key | startswith($k)) | .value | numbers]
+    | if length == 0 then "-" else (add * 1000 | round / 1000) end' --args "$@" <"$TMP/phases.$tag"
+}
+pfw() { echo "${PF_WALL[$1]:--}"; }
+sum() { awk 'BEGIN { s = 0; for (i = 1; i < ARGC; i++) { if (ARGV[i] == "-") { print "-"; exit } s += ARGV[i] } printf "%.2f", s }' "$@"; }
+PA=${BEST_TAG[a]} PB=${BEST_TAG[b]}
+say ""
+say "Each phase against its floor (f): the same work done by a standard tool on the same bytes (seconds):"
+say ""
+say "| phase | floor: the same work by | floor s | (a) first | (b) unchanged |"
+say "|---|---|--:|--:|--:|"
+say "| extract (six queries) | (d) \`psql \\copy\` | $F | $(ph "$PA" 'extract, total') | $(ph "$PB" 'extract, total') |"
+say "| build: check, sort, dedupe | GNU \`sort\` of the unsorted results by file key (C locale, 2 threads, in memory) | $(pfw sort) | $(ph "$PA" 'build:') | $(ph "$PB" 'build:') |"
+say "| render (a): write and hash | \`cat\` into new files (unsynced) $(pfw write) + \`b3sum\`, one thread, $(pfw hash) | $(sum "$(pfw write)" "$(pfw hash)") | $(ph "$PA" 'render:' 'compare:') | |"
+say "| render (b): compare with the current snapshot | \`cat\` the snapshot's files to /dev/null | $(pfw read) | | $(ph "$PB" 'render:' 'compare:') |"
+say "| publish and deliver (a) | \`sync\` the written files, \`cp\` them to a folder, \`sync\` that | $(pfw publish) | $(ph "$PA" 'publish,' 'record' 'deliver') | $(ph "$PB" 'publish,' 'record') |"
+say "| start-up, connect, exit | | | $(ph "$PA" 'outside') | $(ph "$PB" 'outside') |"
+say "| sum of the floors (a): extract + build + render (a) + publish; (b): extract + build + render (b) / wall | | $(sum "$F" "$(pfw sort)" "$(pfw write)" "$(pfw hash)" "$(pfw publish)") / $(sum "$F" "$(pfw sort)" "$(pfw read)") | ${WALL[a]} | ${WALL[b]} |"
 if [ -n "$PEER_PHASES" ]; then
   say ""
   say "Python peer, its own phases (s): $(jq -r 'to_entries | map(select(.key | startswith("rows ") | not)) | map("\(.key) \(.value)") | join(", ")' <<<"$PEER_PHASES")"
