@@ -331,6 +331,12 @@ fn assert_unchanged_run(env: &Env, before: &Untouched, what: &str) {
         run.logs_with_message("snapshot published").is_empty(),
         "{what}"
     );
+    // An unchanged export publishes nothing, so it never pays for the publish gate.
+    assert!(
+        run.logs_with_message("files gated").is_empty(),
+        "{what}: the gate ran\n{}",
+        run.stderr
+    );
     let status = before.assert_same(env, what);
     before.assert_nothing_written(env, what);
     assert_eq!(
@@ -411,6 +417,11 @@ fn a_changed_run_links_the_equal_files_and_rewrites_an_edited_one() {
     let counts = counts_from_log(&run);
     assert_eq!(counts["Student.csv"], (30, Some([0, 0, 1])));
     assert_eq!(counts["School.csv"], (3, Some([0, 0, 0])));
+    // A changed export is gated once, over every file (the linked ones too), beside the render.
+    let gated = run.logs_with_message("files gated");
+    assert_eq!(gated.len(), 1, "{}", run.stderr);
+    assert_eq!(gated[0]["files"], 7, "{}", gated[0]);
+    assert_eq!(gated[0]["findings"], 0, "{}", gated[0]);
 }
 
 /// The SIS file is rebuilt with every table's rows inserted in reverse order: the default

@@ -1,9 +1,12 @@
 //! Rendering the files of a built export, each once: its bytes are hashed and compared with
 //! the current snapshot's copy in one pass; only a file that differs is written (into a staging
 //! folder created on the first difference), and one that does not is hard-linked from the
-//! current snapshot. Then, only when something changed, the publish gate checks the rows of
-//! every file straight from the built tables (no CSV): an unchanged run, the common case, pays
-//! for no gate at all (it publishes nothing), and a changed one pays for it once.
+//! current snapshot. Only when something changed does the publish gate check the rows of every
+//! file, straight from the built tables (no CSV): an unchanged run, the common case, pays for no
+//! gate at all (it publishes nothing), and a changed one pays for it once. The gate starts the
+//! moment the first file is found to differ and runs beside the rest of the render: the files
+//! of a level are few and unequal (the enrollments alone are most of the bytes), so one core
+//! would otherwise wait while the other renders the largest file.
 //!
 //! Why compare instead of hashing first: deciding "unchanged" from a hash alone needs a
 //! rendering before anything is written, and a second one to write what changed. Comparing the
@@ -27,6 +30,8 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use tracing::info;
 
 /// One file of the export as rendered.
 #[derive(Debug)]
@@ -56,15 +61,23 @@ enum Placed {
     Written,
 }
 
-/// The staging folder, created by whichever file first needs it.
+/// The staging folder, created by whichever file first needs it: the first file that differs
+/// from the current snapshot, which is also the moment the gate must run.
 struct LazyStaging<'s> {
     store: &'s Store,
     cell: OnceLock<Result<Staging, sds_store::StoreError>>,
+    start_gate: Sender<bool>,
 }
 
 impl LazyStaging<'_> {
     fn path(&self) -> io::Result<&Path> {
-        match self.cell.get_or_init(|| self.store.new_staging()) {
+        let made = self.cell.get_or_init(|| {
+            // The gate thread may be gone after an error of its own; that error is reported
+            // when it is joined.
+            let _ = self.start_gate.send(true);
+            self.store.new_staging()
+        });
+        match made {
             Ok(s) => Ok(s.path()),
             Err(e) => Err(io::Error::other(e.to_string())),
         }
@@ -87,19 +100,76 @@ pub fn render_files(
     current: Option<&Snapshot>,
     store: &Store,
 ) -> anyhow::Result<Rendered> {
-    let old_dir = current
-        .filter(|c| c.folder_present)
-        .map(|c| c.folder.as_path());
-    let staging = LazyStaging {
-        store,
-        cell: OnceLock::new(),
-    };
     let mut gate = SetCheck::new(built.format(), true);
     let names: Vec<&str> = built.files().iter().map(|f| f.name).collect();
     let levels = gate.plan(&names);
+    std::thread::scope(|scope| {
+        // Made inside the scope, so a panic drops the senders and the gate thread ends.
+        let (start_gate, gate_go) = channel();
+        let gate_thread = std::thread::Builder::new()
+            .name("sds-gate".into())
+            .spawn_scoped(scope, || gate_when_told(built, gate, &levels, gate_go))
+            .context("cannot start a thread (sds-gate)")?;
+        let staging = LazyStaging {
+            store,
+            cell: OnceLock::new(),
+            start_gate: start_gate.clone(),
+        };
+        let rendered = render_levels(built, current, &levels, &names, staging, &start_gate);
+        // Whatever the render decided, the gate thread is told (a second `true` is ignored).
+        let _ = start_gate.send(matches!(&rendered, Ok(r) if r.staging.is_some()));
+        let findings = gate_thread
+            .join()
+            .map_err(|_| anyhow!("the sds-gate thread panicked (a bug: please report it)"))?;
+        let mut rendered = rendered?;
+        if rendered.staging.is_some() {
+            rendered.findings = findings?.ok_or_else(|| {
+                anyhow!(
+                    "the publish gate did not run on a changed export (a bug: please report it)"
+                )
+            })?;
+        }
+        Ok(rendered)
+    })
+}
+
+/// The publish gate, once the render says the export changed (`true` on `go`); nothing when
+/// it is unchanged (`false`) or the render failed (the sender dropped).
+fn gate_when_told(
+    built: &Built,
+    gate: SetCheck,
+    levels: &[Vec<Planned>],
+    go: Receiver<bool>,
+) -> anyhow::Result<Option<Vec<Violation>>> {
+    if go.recv() != Ok(true) {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    let findings = check_files(built, gate, levels)?;
+    info!(
+        files = built.files().len(),
+        findings = findings.len(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "files gated"
+    );
+    Ok(Some(findings))
+}
+
+/// The render proper: every level's files in parallel, then linked or staged.
+fn render_levels(
+    built: &Built,
+    current: Option<&Snapshot>,
+    levels: &[Vec<Planned>],
+    names: &[&str],
+    staging: LazyStaging,
+    start_gate: &Sender<bool>,
+) -> anyhow::Result<Rendered> {
+    let old_dir = current
+        .filter(|c| c.folder_present)
+        .map(|c| c.folder.as_path());
     let mut placed: Vec<Option<(FileEntry, Placed)>> = built.files().iter().map(|_| None).collect();
     let mut failed = None;
-    for level in &levels {
+    for level in levels {
         let done = each_in_parallel(level, "sds-render", |planned| {
             let old = old_dir.map(|d| d.join(planned.spec.name));
             render_one(built, planned, old.as_deref(), &staging)
@@ -123,6 +193,7 @@ pub fn render_files(
         }
     }
     // A staging folder that could not be created is the store's error, whatever a thread said.
+    let store = staging.store;
     let staging = staging.into_inner()?;
     if let Some(e) = failed {
         return Err(e);
@@ -162,9 +233,13 @@ pub fn render_files(
     }
     let staging = match staging {
         Some(s) => s,
-        None => store
-            .new_staging()
-            .context("cannot create a staging folder in the state directory")?,
+        None => {
+            // Every file matched but the set did not (a file more or less): changed after all.
+            let _ = start_gate.send(true);
+            store
+                .new_staging()
+                .context("cannot create a staging folder in the state directory")?
+        }
     };
     for (m, p) in &placed {
         if let Placed::Same(old) = p {
@@ -174,7 +249,8 @@ pub fn render_files(
     Ok(Rendered {
         files,
         staging: Some(staging),
-        findings: check_files(built, gate, &levels)?,
+        // Filled in from the gate thread by `render_files`.
+        findings: Vec::new(),
     })
 }
 
