@@ -4,9 +4,12 @@
 //! current snapshot. Only when something changed does the publish gate check the rows of every
 //! file, straight from the built tables (no CSV): an unchanged run, the common case, pays for no
 //! gate at all (it publishes nothing), and a changed one pays for it once. The gate starts the
-//! moment the first file is found to differ and runs beside the rest of the render: the files
-//! of a level are few and unequal (the enrollments alone are most of the bytes), so one core
-//! would otherwise wait while the other renders the largest file.
+//! moment the first file is found to differ and runs beside the rest of the render.
+//!
+//! The files are unequal (the enrollments alone are most of the bytes) and do not depend on
+//! each other to be rendered, so a few threads (one per core) take them largest first: the
+//! enrollments start at once while the others share the remaining cores, and no thread waits
+//! for another file to end. Only the gate goes level by level (a file after those it refers to).
 //!
 //! Why compare instead of hashing first: deciding "unchanged" from a hash alone needs a
 //! rendering before anything is written, and a second one to write what changed. Comparing the
@@ -30,6 +33,7 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use tracing::info;
 
@@ -93,8 +97,8 @@ impl LazyStaging<'_> {
     }
 }
 
-/// Renders every file of `built` once (see the module comment), the files of one dependency
-/// level in parallel, then gates them when the export is not the current snapshot's.
+/// Renders every file of `built` once (see the module comment), largest first on a thread per
+/// core, and gates them when the export is not the current snapshot's.
 pub fn render_files(
     built: &Built,
     current: Option<&Snapshot>,
@@ -115,7 +119,7 @@ pub fn render_files(
             cell: OnceLock::new(),
             start_gate: start_gate.clone(),
         };
-        let rendered = render_levels(built, current, &levels, &names, staging, &start_gate);
+        let rendered = render_all(built, current, &levels, &names, staging, &start_gate);
         // Whatever the render decided, the gate thread is told (a second `true` is ignored).
         let _ = start_gate.send(matches!(&rendered, Ok(r) if r.staging.is_some()));
         let findings = gate_thread
@@ -155,8 +159,8 @@ fn gate_when_told(
     Ok(Some(findings))
 }
 
-/// The render proper: every level's files in parallel, then linked or staged.
-fn render_levels(
+/// The render proper: every file, largest first, then linked or staged.
+fn render_all(
     built: &Built,
     current: Option<&Snapshot>,
     levels: &[Vec<Planned>],
@@ -168,30 +172,28 @@ fn render_levels(
         .filter(|c| c.folder_present)
         .map(|c| c.folder.as_path());
     let mut placed: Vec<Option<(FileEntry, Placed)>> = built.files().iter().map(|_| None).collect();
-    let mut failed = None;
-    for level in levels {
-        let done = each_in_parallel(level, "sds-render", |planned| {
-            let old = old_dir.map(|d| d.join(planned.spec.name));
-            render_one(built, planned, old.as_deref(), &staging)
-        });
-        match done {
-            Ok(done) => {
-                for (m, p) in done {
-                    if let Some(slot) = names
-                        .iter()
-                        .position(|n| *n == m.name)
-                        .and_then(|i| placed.get_mut(i))
-                    {
-                        *slot = Some((m, p));
-                    }
+    let all: Vec<&Planned> = levels.iter().flatten().collect();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let rows = |p: &&Planned| built.row_count(p.spec.name);
+    let done = largest_first(all, rows, cores, "sds-render", |planned| {
+        let old = old_dir.map(|d| d.join(planned.spec.name));
+        render_one(built, planned, old.as_deref(), &staging)
+    });
+    let failed = match done {
+        Ok(done) => {
+            for (m, p) in done {
+                if let Some(slot) = names
+                    .iter()
+                    .position(|n| *n == m.name)
+                    .and_then(|i| placed.get_mut(i))
+                {
+                    *slot = Some((m, p));
                 }
             }
-            Err(e) => {
-                failed = Some(e);
-                break;
-            }
+            None
         }
-    }
+        Err(e) => Some(e),
+    };
     // A staging folder that could not be created is the store's error, whatever a thread said.
     let store = staging.store;
     let staging = staging.into_inner()?;
@@ -272,6 +274,76 @@ fn check_files(
         }
     }
     Ok(gate.finish())
+}
+
+/// `work` on every item by `workers` threads (at most one per item), the heaviest items first,
+/// each thread taking the next item when it is done with one; the results in no particular
+/// order (in weight order with one worker), or the first error (no new item is taken then).
+fn largest_first<I: Sync, T: Send>(
+    mut files: Vec<I>,
+    weight: impl Fn(&I) -> u64,
+    workers: usize,
+    thread_name: &str,
+    work: impl Fn(&I) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
+    files.sort_by_key(|f| std::cmp::Reverse(weight(f)));
+    let workers = workers.clamp(1, files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let take = || -> anyhow::Result<Vec<T>> {
+        let mut done = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let Some(item) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            match work(item) {
+                Ok(t) => done.push(t),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(done)
+    };
+    std::thread::scope(|scope| {
+        let take = &take;
+        let handles = (0..workers)
+            .map(|_| {
+                std::thread::Builder::new()
+                    .name(thread_name.into())
+                    .spawn_scoped(scope, take)
+                    .with_context(|| format!("cannot start a thread ({thread_name})"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>();
+        let handles = match handles {
+            Ok(h) => h,
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        let mut all = Vec::new();
+        let mut first_error = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(done)) => all.extend(done),
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    stop.store(true, Ordering::Relaxed);
+                    first_error.get_or_insert(anyhow!(
+                        "a {thread_name} thread panicked (a bug: please report it)"
+                    ));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(all),
+        }
+    })
 }
 
 /// `work` on every file of one level, each on a thread of its own; the results in level order,
@@ -486,5 +558,74 @@ impl Write for Output<'_> {
             To::Compare { .. } => Ok(()),
             To::Write(w) => w.flush(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::largest_first;
+    use std::sync::Mutex;
+
+    #[test]
+    fn largest_first_does_every_item_once_heaviest_first() {
+        let items: Vec<u64> = vec![3, 900, 1, 40, 7];
+        let one = largest_first(items.clone(), |i| *i, 1, "t", |i| Ok(*i)).expect("no error");
+        assert_eq!(one, [900, 40, 7, 3, 1]);
+        let mut two = largest_first(items.clone(), |i| *i, 2, "t", |i| Ok(*i * 10)).expect("ok");
+        two.sort_unstable();
+        assert_eq!(two, [10, 30, 70, 400, 9000]);
+        // More workers than items, and no items at all.
+        assert_eq!(
+            largest_first(items, |i| *i, 64, "t", |i| Ok(*i))
+                .map(|v| v.len())
+                .ok(),
+            Some(5)
+        );
+        let none: Vec<u64> = Vec::new();
+        assert!(largest_first(none, |i| *i, 2, "t", |i| Ok(*i)).is_ok_and(|v| v.is_empty()));
+    }
+
+    #[test]
+    fn an_error_is_returned_and_stops_new_items() {
+        let items: Vec<u64> = (1..=50).collect();
+        let started = Mutex::new(Vec::new());
+        let err = largest_first(
+            items,
+            |i| *i,
+            1,
+            "t",
+            |i| {
+                started
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?
+                    .push(*i);
+                if *i == 48 {
+                    anyhow::bail!("item {i} failed");
+                }
+                Ok(())
+            },
+        )
+        .expect_err("the failing item's error");
+        assert_eq!(err.to_string(), "item 48 failed");
+        // One worker, heaviest first: 50, 49, then 48 fails and nothing after it starts.
+        assert_eq!(*started.lock().expect("lock"), [50, 49, 48]);
+    }
+
+    #[test]
+    fn a_panicking_worker_is_an_error_not_a_crash() {
+        let err = largest_first(
+            vec![1u64, 2],
+            |i| *i,
+            2,
+            "t",
+            |i| {
+                if *i == 2 {
+                    panic!("boom");
+                }
+                Ok(())
+            },
+        )
+        .expect_err("the panic as an error");
+        assert!(err.to_string().contains("panicked"), "{err}");
     }
 }
