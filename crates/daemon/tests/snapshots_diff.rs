@@ -417,11 +417,54 @@ fn a_changed_run_links_the_equal_files_and_rewrites_an_edited_one() {
     let counts = counts_from_log(&run);
     assert_eq!(counts["Student.csv"], (30, Some([0, 0, 1])));
     assert_eq!(counts["School.csv"], (3, Some([0, 0, 0])));
-    // A changed export is gated once, over every file (the linked ones too), beside the render.
+    // A changed export is gated once, over every file (the linked ones too), beside the render,
+    // and the gate's line belongs to the run like every other.
     let gated = run.logs_with_message("files gated");
     assert_eq!(gated.len(), 1, "{}", run.stderr);
     assert_eq!(gated[0]["files"], 7, "{}", gated[0]);
     assert_eq!(gated[0]["findings"], 0, "{}", gated[0]);
+    let started = run.logs_with_message("run started");
+    assert_eq!(started.len(), 1, "{}", run.stderr);
+    assert!(
+        gated[0]["span"]["run_id"].is_i64()
+            && gated[0]["span"]["run_id"] == started[0]["span"]["run_id"],
+        "the gate's line carries the run's id: {} / {}",
+        gated[0],
+        started[0]
+    );
+}
+
+/// Data unchanged but a snapshot copy edited by hand: the rendered file goes to a staging
+/// folder (the edited copy is never passed on), yet the export equals the current snapshot by
+/// its record, so the run is unchanged, publishes nothing, and no gate's findings are used.
+#[test]
+fn an_edited_snapshot_copy_with_unchanged_data_is_an_unchanged_run() {
+    let env = Env::new("v1");
+    let first = env.publish_first();
+    let path = env
+        .snapshots_dir()
+        .join(first.to_string())
+        .join("Teacher.csv");
+    let mut edited = std::fs::read(&path).expect("Teacher.csv of the first snapshot");
+    edited.extend_from_slice(b"999,1,Edited By Hand\r\n");
+    std::fs::write(&path, &edited).expect("edit the snapshot copy");
+    let run = env.once();
+    run.expect_code(0);
+    assert_eq!(
+        run.logs_with_message("data unchanged since the current snapshot; nothing to publish")
+            .len(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(run.logs_with_message("snapshot published").is_empty());
+    assert!(
+        run.logs_with_message("files gated").is_empty(),
+        "an unchanged export uses no gate\n{}",
+        run.stderr
+    );
+    assert_eq!(current_id(&env.status()), Some(first));
+    assert_eq!(env.snapshot_folders(), vec![first.to_string()]);
 }
 
 /// The SIS file is rebuilt with every table's rows inserted in reverse order: the default

@@ -76,10 +76,13 @@ struct LazyStaging<'s> {
 impl LazyStaging<'_> {
     fn path(&self) -> io::Result<&Path> {
         let made = self.cell.get_or_init(|| {
-            // The gate thread may be gone after an error of its own; that error is reported
-            // when it is joined.
-            let _ = self.start_gate.send(true);
-            self.store.new_staging()
+            let made = self.store.new_staging();
+            if made.is_ok() {
+                // The gate thread may be gone after an error of its own; that error is
+                // reported when it is joined.
+                let _ = self.start_gate.send(true);
+            }
+            made
         });
         match made {
             Ok(s) => Ok(s.path()),
@@ -107,12 +110,17 @@ pub fn render_files(
     let mut gate = SetCheck::new(built.format(), true);
     let names: Vec<&str> = built.files().iter().map(|f| f.name).collect();
     let levels = gate.plan(&names);
+    let cancel = AtomicBool::new(false);
+    let span = tracing::Span::current();
     std::thread::scope(|scope| {
         // Made inside the scope, so a panic drops the senders and the gate thread ends.
         let (start_gate, gate_go) = channel();
         let gate_thread = std::thread::Builder::new()
             .name("sds-gate".into())
-            .spawn_scoped(scope, || gate_when_told(built, gate, &levels, gate_go))
+            .spawn_scoped(scope, || {
+                let _in_run = span.enter();
+                gate_when_told(built, gate, &levels, gate_go, &cancel)
+            })
             .context("cannot start a thread (sds-gate)")?;
         let staging = LazyStaging {
             store,
@@ -120,43 +128,66 @@ pub fn render_files(
             start_gate: start_gate.clone(),
         };
         let rendered = render_all(built, current, &levels, &names, staging, &start_gate);
+        let changed = matches!(&rendered, Ok(r) if r.staging.is_some());
+        if !changed {
+            // Started for a snapshot copy that was missing or edited by hand (the data itself
+            // is unchanged), or the render failed: its findings would not be used.
+            cancel.store(true, Ordering::Relaxed);
+        }
         // Whatever the render decided, the gate thread is told (a second `true` is ignored).
-        let _ = start_gate.send(matches!(&rendered, Ok(r) if r.staging.is_some()));
-        let findings = gate_thread
-            .join()
-            .map_err(|_| anyhow!("the sds-gate thread panicked (a bug: please report it)"))?;
+        let _ = start_gate.send(changed);
+        let joined = gate_thread.join();
+        // The render's own error first: it may be the store's, which `failure_kind` names.
         let mut rendered = rendered?;
-        if rendered.staging.is_some() {
-            rendered.findings = findings?.ok_or_else(|| {
+        if !changed {
+            return Ok(rendered);
+        }
+        let gated = joined
+            .map_err(|_| anyhow!("the sds-gate thread panicked (a bug: please report it)"))??
+            .ok_or_else(|| {
                 anyhow!(
                     "the publish gate did not run on a changed export (a bug: please report it)"
                 )
             })?;
-        }
+        info!(
+            files = gated.files,
+            findings = gated.findings.len(),
+            duration_ms = gated.duration_ms,
+            "files gated"
+        );
+        rendered.findings = gated.findings;
         Ok(rendered)
     })
 }
 
+/// What the publish gate found, over how many files, in how long.
+struct Gated {
+    findings: Vec<Violation>,
+    files: usize,
+    duration_ms: u64,
+}
+
 /// The publish gate, once the render says the export changed (`true` on `go`); nothing when
-/// it is unchanged (`false`) or the render failed (the sender dropped).
+/// it is unchanged (`false`), the render failed (the sender dropped), or `cancel` is set
+/// before the gate is through (its findings would not be used).
 fn gate_when_told(
     built: &Built,
     gate: SetCheck,
     levels: &[Vec<Planned>],
     go: Receiver<bool>,
-) -> anyhow::Result<Option<Vec<Violation>>> {
+    cancel: &AtomicBool,
+) -> anyhow::Result<Option<Gated>> {
     if go.recv() != Ok(true) {
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    let findings = check_files(built, gate, levels)?;
-    info!(
-        files = built.files().len(),
-        findings = findings.len(),
-        duration_ms = started.elapsed().as_millis() as u64,
-        "files gated"
-    );
-    Ok(Some(findings))
+    Ok(
+        check_files(built, gate, levels, cancel)?.map(|(findings, files)| Gated {
+            findings,
+            files,
+            duration_ms: started.elapsed().as_millis() as u64,
+        }),
+    )
 }
 
 /// The render proper: every file, largest first, then linked or staged.
@@ -237,10 +268,11 @@ fn render_all(
         Some(s) => s,
         None => {
             // Every file matched but the set did not (a file more or less): changed after all.
-            let _ = start_gate.send(true);
-            store
+            let made = store
                 .new_staging()
-                .context("cannot create a staging folder in the state directory")?
+                .context("cannot create a staging folder in the state directory")?;
+            let _ = start_gate.send(true);
+            made
         }
     };
     for (m, p) in &placed {
@@ -258,27 +290,35 @@ fn render_all(
 
 /// The publish gate over every file of the export, fed each file's rows from the built tables
 /// (the same fields the CSV writer got), one dependency level at a time: a file is checked
-/// after the files it refers to, the files of a level in parallel.
+/// after the files it refers to, the files of a level in parallel. The findings and the
+/// number of files checked; `None` when `cancel` was set (looked at before each level).
 fn check_files(
     built: &Built,
     mut gate: SetCheck,
     levels: &[Vec<Planned>],
-) -> anyhow::Result<Vec<Violation>> {
+    cancel: &AtomicBool,
+) -> anyhow::Result<Option<(Vec<Violation>, usize)>> {
+    let mut files = 0;
     for level in levels {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         let gate_ref = &gate;
         let done = each_in_parallel(level, "sds-gate", |planned| {
             check_one(built, gate_ref, planned)
         })?;
         for checked in done {
             gate.absorb(checked);
+            files += 1;
         }
     }
-    Ok(gate.finish())
+    Ok(Some((gate.finish(), files)))
 }
 
 /// `work` on every item by `workers` threads (at most one per item), the heaviest items first,
 /// each thread taking the next item when it is done with one; the results in no particular
-/// order (in weight order with one worker), or the first error (no new item is taken then).
+/// order (in weight order with one worker), or an error (of the first thread joined that had
+/// one): after an error or a panic no thread takes a new item.
 fn largest_first<I: Sync, T: Send>(
     mut files: Vec<I>,
     weight: impl Fn(&I) -> u64,
@@ -291,6 +331,8 @@ fn largest_first<I: Sync, T: Send>(
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let take = || -> anyhow::Result<Vec<T>> {
+        // A panic in `work` stops the others taking new items at once, not when it is joined.
+        let _on_panic = StopOnPanic(&stop);
         let mut done = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let Some(item) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
@@ -308,21 +350,24 @@ fn largest_first<I: Sync, T: Send>(
     };
     std::thread::scope(|scope| {
         let take = &take;
-        let handles = (0..workers)
-            .map(|_| {
-                std::thread::Builder::new()
-                    .name(thread_name.into())
-                    .spawn_scoped(scope, take)
-                    .with_context(|| format!("cannot start a thread ({thread_name})"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>();
-        let handles = match handles {
-            Ok(h) => h,
-            Err(e) => {
-                stop.store(true, Ordering::Relaxed);
-                return Err(e);
+        let mut handles = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            match std::thread::Builder::new()
+                .name(thread_name.into())
+                .spawn_scoped(scope, take)
+            {
+                Ok(h) => handles.push(h),
+                // One thread is enough to finish: go on with those that started.
+                Err(e) if !handles.is_empty() => {
+                    tracing::debug!(error = %e, thread = thread_name, "fewer threads than cores");
+                    break;
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot start a thread ({thread_name})"));
+                }
             }
-        };
+        }
         let mut all = Vec::new();
         let mut first_error = None;
         for h in handles {
@@ -344,6 +389,17 @@ fn largest_first<I: Sync, T: Send>(
             None => Ok(all),
         }
     })
+}
+
+/// Sets the flag when dropped by a panicking thread.
+struct StopOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// `work` on every file of one level, each on a thread of its own; the results in level order,
@@ -589,26 +645,38 @@ mod tests {
     fn an_error_is_returned_and_stops_new_items() {
         let items: Vec<u64> = (1..=50).collect();
         let started = Mutex::new(Vec::new());
+        // Two workers: one takes 50 and is still busy with it when the other fails on 49; once
+        // done with 50 it must take nothing more (an error ending only its own thread would
+        // let it go on with 48, 47, ...).
         let err = largest_first(
             items,
             |i| *i,
-            1,
+            2,
             "t",
             |i| {
                 started
                     .lock()
                     .map_err(|_| anyhow::anyhow!("poisoned"))?
                     .push(*i);
-                if *i == 48 {
-                    anyhow::bail!("item {i} failed");
+                match *i {
+                    50 => std::thread::sleep(std::time::Duration::from_millis(300)),
+                    49 => anyhow::bail!("item {i} failed"),
+                    _ => {}
                 }
                 Ok(())
             },
         )
         .expect_err("the failing item's error");
-        assert_eq!(err.to_string(), "item 48 failed");
-        // One worker, heaviest first: 50, 49, then 48 fails and nothing after it starts.
-        assert_eq!(*started.lock().expect("lock"), [50, 49, 48]);
+        assert_eq!(err.to_string(), "item 49 failed");
+        let mut started = started.into_inner().expect("lock");
+        started.sort_unstable();
+        assert_eq!(started, [49, 50]);
+    }
+
+    #[test]
+    fn zero_workers_is_one() {
+        let done = largest_first(vec![2u64, 1], |i| *i, 0, "t", |i| Ok(*i)).expect("no error");
+        assert_eq!(done, [2, 1]);
     }
 
     #[test]
