@@ -1998,30 +1998,33 @@ fn contract_positions_used_by_push() {
     }
 }
 
+/// A `kB` line of this process's `/proc/self/status` (`VmRSS`, `VmHWM`), 0 when absent.
+fn status(key: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with(key)).unwrap_or("");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time of this thread in ms (the machine is shared: wall time is noise).
+fn cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    (f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) * 10
+}
+
 /// Scale check, run by hand (alone, since it reads the process's peak memory):
 /// `cargo test -p sds-core --release --lib -- --ignored scale --nocapture`.
 /// A district of a million students with 7.5 enrollments each must build in well under 256 MB.
 #[test]
 #[ignore]
 fn scale_one_million_students() {
-    fn status(key: &str) -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let line = status.lines().find(|l| l.starts_with(key)).unwrap_or("");
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|kb| kb.parse().ok())
-            .unwrap_or(0)
-    }
-    /// CPU time of this thread in ms (the machine is shared: wall time is noise).
-    fn cpu_ms() -> u64 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-        let after = stat.rsplit(')').next().unwrap_or("");
-        let f: Vec<u64> = after
-            .split_whitespace()
-            .map(|v| v.parse().unwrap_or(0))
-            .collect();
-        (f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) * 10
-    }
     let build_started = cpu_ms();
     let schools = 200u32;
     let students = 1_000_000u32;
@@ -2136,26 +2139,6 @@ fn scale_one_million_students() {
 #[ignore]
 fn scale_v1_district() {
     use std::fmt::Write as _;
-    fn cpu_ms() -> u64 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-        let after = stat.rsplit(')').next().unwrap_or("");
-        let f: Vec<u64> = after
-            .split_whitespace()
-            .map(|v| v.parse().unwrap_or(0))
-            .collect();
-        (f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) * 10
-    }
-    fn peak_kb() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM"))
-            .unwrap_or("");
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|kb| kb.parse().ok())
-            .unwrap_or(0)
-    }
     let scale: f64 = std::env::var("SDS_SCALE")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -2339,7 +2322,7 @@ fn scale_v1_district() {
         generated - pushed_enrollments,
         finished - pushed,
         rendered - finished,
-        peak_kb()
+        status("VmHWM")
     );
     println!("  digest {}", hasher.finalize().to_hex());
     for spec in built.files() {

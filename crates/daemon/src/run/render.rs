@@ -320,14 +320,14 @@ fn check_files(
 /// order (in weight order with one worker), or an error (of the first thread joined that had
 /// one): after an error or a panic no thread takes a new item.
 fn largest_first<I: Sync, T: Send>(
-    mut files: Vec<I>,
+    mut items: Vec<I>,
     weight: impl Fn(&I) -> u64,
     workers: usize,
     thread_name: &str,
     work: impl Fn(&I) -> anyhow::Result<T> + Sync,
 ) -> anyhow::Result<Vec<T>> {
-    files.sort_by_key(|f| std::cmp::Reverse(weight(f)));
-    let workers = workers.clamp(1, files.len().max(1));
+    items.sort_by_key(|i| std::cmp::Reverse(weight(i)));
+    let workers = workers.clamp(1, items.len().max(1));
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let take = || -> anyhow::Result<Vec<T>> {
@@ -335,7 +335,7 @@ fn largest_first<I: Sync, T: Send>(
         let _on_panic = StopOnPanic(&stop);
         let mut done = Vec::new();
         while !stop.load(Ordering::Relaxed) {
-            let Some(item) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
+            let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 break;
             };
             match work(item) {
